@@ -1,0 +1,54 @@
+"""What a user wants from the raw official outputs: keypoints, unit descriptors, one global vector.
+
+The official extractor does this in numpy after the SavedModel (delg_reference.md §3.3); the named
+convenience signatures and our extractor share these functions so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from delg_tf.export.receptive_boxes import box_centers
+
+
+def aggregate_global_descriptors(per_scale: tf.Tensor) -> tf.Tensor:
+    """Per-scale L2 normalisation, sum over scales, L2 normalisation again.
+
+    Args:
+      per_scale: float [G, D] raw global descriptors, one per global scale.
+
+    Returns:
+      float [D] unit-norm descriptor (zeros if G == 0).
+    """
+    per_scale = tf.math.l2_normalize(per_scale, axis=1)
+    return tf.math.l2_normalize(tf.reduce_sum(per_scale, axis=0), axis=0)
+
+
+def normalize_local_descriptors(features: tf.Tensor) -> tf.Tensor:
+    """L2-normalises raw local descriptors.
+
+    Args:
+      features: float [N, d] raw autoencoder-bottleneck descriptors.
+
+    Returns:
+      float [N, d] unit-norm descriptors.
+    """
+    return tf.math.l2_normalize(features, axis=1)
+
+
+def keypoint_locations(boxes: tf.Tensor, resize_factors: tf.Tensor | None = None) -> tf.Tensor:
+    """Keypoints (y, x) from receptive-field boxes, optionally mapped back through a resize.
+
+    Args:
+      boxes: float [N, 4] (ymin, xmin, ymax, xmax) boxes in the pixels of the image given to the
+        model (the pyramid scale is already divided out).
+      resize_factors: optional float [2] (new_h / h, new_w / w) of the resize that produced the
+        model's input; the locations are divided by it to land in original-image pixels.
+
+    Returns:
+      float [N, 2] (y, x) locations.
+    """
+    centres = box_centers(boxes)
+    if resize_factors is None:
+        return centres
+    return centres / tf.cast(tf.reshape(resize_factors, [1, 2]), centres.dtype)
