@@ -1,0 +1,128 @@
+"""Checkpoints and the files a run leaves in its logdir.
+
+The logdir contract (the export tool relies on it and must not import this package):
+
+- `<logdir>/model_config.json`: `model.get_config()`, written at start, with `backbone_weights`
+  set to None (export must not try to reload ImageNet weights) and `synchronized_bn` False
+  (inference has no replicas to synchronise).
+- `<logdir>/checkpoints/`: a `tf.train.CheckpointManager` over
+  `tf.train.Checkpoint(model=model, optimizer=optimizer, step=step[, iterator=iterator])`.
+  Export rebuilds `DelgModel.from_config(config)`, calls it once on a small input, and runs
+  `tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(<logdir>/checkpoints))
+  .expect_partial()`.
+- `<logdir>/train_config.json`: the resolved `TrainConfig`; `<logdir>/flags.txt`: the flags, in
+  a form `--flagfile` accepts.
+
+Crash safety comes from TF's checkpoint protocol: the data and index files are written first and
+the `checkpoint` state file is replaced atomically afterwards, so a kill -9 at any moment leaves
+the state file naming the previous complete checkpoint. `restore_latest` also falls back to older
+checkpoints if the newest one cannot be read (e.g. a truncated file on a full disk).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from delg_tf.training.config import write_json_atomically
+
+CHECKPOINT_DIR = "checkpoints"
+MODEL_CONFIG_FILE = "model_config.json"
+TRAIN_CONFIG_FILE = "train_config.json"
+FLAGS_FILE = "flags.txt"
+
+
+def checkpoint_dir(logdir: str) -> str:
+    return os.path.join(logdir, CHECKPOINT_DIR)
+
+
+def latest_checkpoint(logdir_or_prefix: str) -> str | None:
+    """The newest checkpoint prefix for a logdir, a checkpoint directory, or a prefix itself.
+
+    Args:
+      logdir_or_prefix: a training logdir, its `checkpoints/` directory, or a checkpoint prefix
+        such as `<logdir>/checkpoints/ckpt-1000`.
+
+    Returns:
+      A checkpoint prefix, or None if there is none.
+    """
+    if tf.io.gfile.exists(logdir_or_prefix + ".index"):
+        return logdir_or_prefix
+    for directory in (checkpoint_dir(logdir_or_prefix), logdir_or_prefix):
+        if tf.io.gfile.isdir(directory):
+            prefix = tf.train.latest_checkpoint(directory)
+            if prefix:
+                return prefix
+    return None
+
+
+def export_model_config(model_config: dict) -> dict:
+    """The model config as export needs it: no ImageNet reload, no cross-replica BatchNorm."""
+    config = dict(model_config)
+    if "backbone_weights" in config:
+        config["backbone_weights"] = None
+    if "synchronized_bn" in config:
+        config["synchronized_bn"] = False
+    return config
+
+
+def write_model_config(model_config: dict, logdir: str) -> str:
+    """Writes `export_model_config(model_config)` to `<logdir>/model_config.json` atomically."""
+    path = os.path.join(logdir, MODEL_CONFIG_FILE)
+    write_json_atomically(path, json.dumps(export_model_config(model_config), indent=2))
+    return path
+
+
+def all_finite(variables) -> bool:
+    """Whether every floating-point value of `variables` is finite (no NaN, no Inf)."""
+    for variable in variables:
+        value = variable.numpy() if hasattr(variable, "numpy") else np.asarray(variable)
+        if np.issubdtype(value.dtype, np.floating) and not np.all(np.isfinite(value)):
+            return False
+    return True
+
+
+def restore_latest(
+    checkpoint: tf.train.Checkpoint, directory: str, partial: bool = False
+) -> str | None:
+    """Restores the newest readable checkpoint in `directory` into `checkpoint`.
+
+    Tries the checkpoints named in the state file from newest to oldest and stops at the first
+    one that reads; each failure is logged with its reason.
+
+    Args:
+      checkpoint: the objects to restore.
+      directory: a `CheckpointManager` directory.
+      partial: allow the checkpoint to hold objects `checkpoint` does not (e.g. an iterator).
+
+    Returns:
+      The restored prefix, or None if the directory holds no checkpoint.
+
+    Raises:
+      RuntimeError: if checkpoints exist but none can be read.
+    """
+    state = tf.train.get_checkpoint_state(directory)
+    if state is None or not state.model_checkpoint_path:
+        return None
+    candidates = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+    if state.model_checkpoint_path not in candidates:
+        candidates.append(state.model_checkpoint_path)
+    errors = []
+    for prefix in reversed(candidates):
+        if not os.path.isabs(prefix):
+            prefix = os.path.join(directory, prefix)
+        try:
+            status = checkpoint.read(prefix)
+            if partial:
+                status.expect_partial()
+            else:
+                status.assert_existing_objects_matched()
+            return prefix
+        except (tf.errors.OpError, AssertionError, ValueError) as error:
+            logging.warning("Cannot restore %s (%s); trying an older checkpoint.", prefix, error)
+            errors.append(f"{prefix}: {error}")
+    raise RuntimeError(f"No readable checkpoint in {directory}:\n" + "\n".join(errors))

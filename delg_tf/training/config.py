@@ -1,0 +1,115 @@
+"""The resolved training settings that library code takes instead of absl FLAGS.
+
+`delg_tf/train.py` turns flags into a `TrainConfig`; everything under `delg_tf/training/` reads
+only this dataclass, so the loop can be driven from tests and other tools without absl.
+The field names are the official `train.py` flag names where one exists
+(delg_reference.md §2.4).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything one training run needs, resolved (no FLAGS, no defaults left implicit).
+
+    Attributes mirror the flags of `delg_tf/train.py`; see its help for the meaning of each.
+    `num_classes` is resolved (from the flag, relabeling.csv or the dataset version) before the
+    config is built.
+    """
+
+    logdir: str
+    train_file_pattern: str
+    num_classes: int
+    validation_file_pattern: str = ""
+    seed: int = 0
+    # Optimisation (official: SGD momentum 0.9, lr 0.01 linear decay to 0, global-norm clip 10).
+    initial_lr: float = 0.01
+    momentum: float = 0.9
+    clip_norm: float = 10.0
+    batch_size: int = 32
+    max_iters: int = 500_000
+    # Model.
+    backbone: str = "resnet50"
+    block3_strides: bool = True
+    imagenet_checkpoint: str | None = None
+    delg_gem_power: float = 3.0
+    delg_embedding_layer_dim: int = 2048
+    delg_scale_factor_init: float = 45.25
+    delg_arcface_margin: float = 0.1
+    use_autoencoder: bool = True
+    autoencoder_dimensions: int = 128
+    sync_batch_norm: bool = True
+    # Losses.
+    attention_loss_weight: float = 1.0
+    reconstruction_loss_weight: float = 10.0
+    # Input.
+    image_size: int = 321
+    use_augmentation: bool = True
+    random_flip: bool = False
+    deterministic_input: bool = False
+    # Execution.
+    strategy: str = "default"
+    tpu: str = ""
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    op_determinism: bool = False
+    steps_per_loop: int = 1
+    checkpoint_iterator: bool = True
+    # Intervals (steps).
+    save_interval: int = 1000
+    eval_interval: int = 1000
+    report_interval: int = 100
+    eval_batches: int = 0
+    max_to_keep: int = 10
+    keep_checkpoint_every_n_hours: float = 3.0
+    summary_images: int = 4
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy={self.strategy!r}; expected one of {STRATEGIES}.")
+        positive = (
+            "num_classes",
+            "batch_size",
+            "max_iters",
+            "image_size",
+            "steps_per_loop",
+            "save_interval",
+            "eval_interval",
+            "report_interval",
+            "autoencoder_dimensions",
+            "delg_embedding_layer_dim",
+        )
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        if self.initial_lr < 0:
+            raise ValueError(f"--initial_lr must be >= 0, got {self.initial_lr}.")
+
+    @property
+    def resolved_eval_batches(self) -> int:
+        """Validation batches per evaluation: the flag, or the official 50000 // batch_size."""
+        return self.eval_batches if self.eval_batches > 0 else max(1, 50_000 // self.batch_size)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        return cls(**json.loads(text))
+
+
+def write_json_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one."""
+    import tensorflow as tf
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)

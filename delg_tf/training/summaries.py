@@ -1,0 +1,153 @@
+"""TensorBoard summaries, the console report line and the metrics log of a training run.
+
+Only the chief writes: other workers get a no-op TensorBoard writer and no metrics file (their
+values are the same all-reduced numbers). Attention statistics are computed with numpy, so no
+tensorflow-probability is needed (the official code used `tfp.stats.percentile`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+SUMMARY_DIR = "train_logs"  # the official train.py's writer directory
+METRICS_FILE = "metrics.jsonl"
+
+# TensorBoard tags of the per-step scalars, keyed by the names the training step returns. The
+# loss tags are the official ones (delg_reference.md §2.3).
+SCALAR_TAGS = {
+    "total": "loss/total",
+    "global_ce": "loss/desc/crossentropy",
+    "attention_ce": "loss/attn/crossentropy",
+    "reconstruction_mse": "loss/recon/mse",
+    "global_accuracy": "train_accuracy/desc",
+    "attention_accuracy": "train_accuracy/attn",
+    "learning_rate": "learning_rate",
+    "grad_norm": "grad_norm",
+}
+
+
+def attention_statistics(attention: np.ndarray) -> dict[str, float]:
+    """Min, max, mean and quartiles of attention scores.
+
+    Args:
+      attention: attention map of any shape, e.g. `[B, h, w, 1]`.
+
+    Returns:
+      `{"min", "max", "mean", "percent_25", "percent_50", "percent_75"}` as floats.
+    """
+    values = np.asarray(attention, np.float64).ravel()
+    p25, p50, p75 = np.percentile(values, [25, 50, 75])
+    return {
+        "min": float(values.min()),
+        "max": float(values.max()),
+        "mean": float(values.mean()),
+        "percent_25": float(p25),
+        "percent_50": float(p50),
+        "percent_75": float(p75),
+    }
+
+
+def attention_to_images(attention: np.ndarray) -> np.ndarray:
+    """Scales each attention map to [0, 1] for display.
+
+    Args:
+      attention: `[K, h, w, 1]` attention scores (>= 0, softplus).
+
+    Returns:
+      float32 `[K, h, w, 1]` in [0, 1]; each map divided by its own maximum.
+    """
+    attention = np.asarray(attention, np.float32)
+    peak = attention.reshape(attention.shape[0], -1).max(axis=1)
+    peak = np.where(peak > 0, peak, 1.0)
+    return attention / peak[:, None, None, None]
+
+
+def format_duration(seconds: float) -> str:
+    if not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def report_line(
+    step: int,
+    max_iters: int,
+    metrics: dict[str, float],
+    images_per_second: float,
+    eta_seconds: float,
+) -> str:
+    """One console line: step, losses, accuracies, learning rate, images/s and ETA."""
+    return (
+        f"step {step}/{max_iters}"
+        f" | loss {metrics['total']:.4f}"
+        f" (global {metrics['global_ce']:.4f}, attention {metrics['attention_ce']:.4f},"
+        f" recon {metrics['reconstruction_mse']:.4f})"
+        f" | acc global {metrics['global_accuracy']:.3f} attention"
+        f" {metrics['attention_accuracy']:.3f}"
+        f" | lr {metrics['learning_rate']:.3g}"
+        f" | {images_per_second:.2f} img/s | ETA {format_duration(eta_seconds)}"
+    )
+
+
+class RunLog:
+    """Writes TensorBoard summaries and `metrics.jsonl` for one run (chief only).
+
+    Args:
+      logdir: the run's logdir; summaries go to `<logdir>/train_logs`.
+      chief: whether this process writes; otherwise every method is a no-op.
+    """
+
+    def __init__(self, logdir: str, chief: bool):
+        self.chief = chief
+        if chief:
+            self._writer = tf.summary.create_file_writer(os.path.join(logdir, SUMMARY_DIR))
+            self._metrics_path = os.path.join(logdir, METRICS_FILE)
+        else:
+            self._writer = tf.summary.create_noop_writer()
+            self._metrics_path = None
+
+    def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
+        """Writes scalars; keys in `SCALAR_TAGS` use the official tags."""
+        with self._writer.as_default(step=step):
+            for key, value in values.items():
+                tag = SCALAR_TAGS.get(key, key) if not prefix else f"{prefix}/{key}"
+                tf.summary.scalar(tag, value)
+
+    def attention(self, step: int, attention: np.ndarray, images: np.ndarray | None) -> None:
+        """Attention statistics of `attention` `[B, h, w, 1]`, and maps of the first images.
+
+        Args:
+          step: global step.
+          attention: `[B, h, w, 1]` attention scores of one training batch (one replica).
+          images: `[K, S, S, 3]` RGB pixels in [0, 255] of the first K images, or None.
+        """
+        stats = attention_statistics(attention)
+        with self._writer.as_default(step=step):
+            for key, value in stats.items():
+                tf.summary.scalar(f"attention/{key}", value)
+            k = len(images) if images is not None else min(4, len(attention))
+            tf.summary.image("batch_attention", attention_to_images(attention[:k]), max_outputs=k)
+            if images is not None:
+                pixels = np.clip(np.asarray(images, np.float32) / 255.0, 0.0, 1.0)
+                tf.summary.image("batch_images", pixels, max_outputs=k)
+
+    def record(self, entry: dict) -> None:
+        """Appends one JSON line to `<logdir>/metrics.jsonl` (flushed: a crash loses nothing)."""
+        if self._metrics_path is None:
+            return
+        with open(self._metrics_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(entry, sort_keys=True) + "\n")
+            f.flush()
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
