@@ -49,9 +49,13 @@ class GroundTruthError(ValueError):
 # Restricted unpickling.
 
 
-def _checked_dtype(obj: Any, *args: Any) -> np.dtype:
+def _checked_dtype(obj: Any, align: Any = False, copy: Any = True) -> np.dtype:
     """`numpy.dtype` replacement for the unpickler: plain numeric or str dtypes only."""
-    dtype = np.dtype(obj, *args)
+    if not isinstance(obj, str):
+        raise pickle.UnpicklingError(f"refusing numpy dtype spec {obj!r} (only type codes)")
+    # Always a fresh copy: the pickle's BUILD step then sets state on it, never on numpy's
+    # shared builtin descriptors.
+    dtype = np.dtype(obj, align=bool(align), copy=True)
     if dtype.kind not in _ALLOWED_DTYPE_KINDS or dtype.fields is not None:
         raise pickle.UnpicklingError(f"refusing numpy dtype {dtype!r} (only numeric/str dtypes)")
     return dtype
@@ -151,7 +155,7 @@ def safe_unpickle(data: bytes, source: str = "<bytes>") -> Any:
         return _RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as e:
         raise GroundTruthError(f"{source}: unsafe or corrupt pickle: {e}") from e
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
+    except Exception as e:  # A corrupt stream can fail in many ways; always name the file.
         raise GroundTruthError(f"{source}: corrupt pickle: {type(e).__name__}: {e}") from e
 
 

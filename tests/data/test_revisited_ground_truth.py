@@ -94,6 +94,14 @@ def test_object_dtype_array_is_refused(tmp_path):
         rgt.load_ground_truth(path)
 
 
+def test_structured_dtype_array_is_refused(tmp_path):
+    raw = _raw_lists()
+    raw["gnd"][0]["bbx"] = np.zeros(1, dtype=[("x", "f8"), ("o", "O")])
+    path = _write(tmp_path / "gnd.pkl", pickle.dumps(raw))
+    with pytest.raises(rgt.GroundTruthError, match="refusing numpy dtype"):
+        rgt.load_ground_truth(path)
+
+
 def test_array_subclass_is_refused(tmp_path):
     raw = _raw_lists()
     raw["gnd"][0]["easy"] = np.ma.masked_array([0, 1], mask=[False, True])
