@@ -47,6 +47,9 @@ def protocol_ground_truth(
     Raises:
         ValueError: For an unknown protocol.
     """
+    missing = [k for k in INDEX_ORDER if k not in gnd_entry]
+    if missing:
+        raise ValueError(f"ground-truth entry lacks {missing} (has {sorted(gnd_entry)})")
     easy, hard, junk = (np.asarray(gnd_entry[k], dtype=np.int64).reshape(-1) for k in INDEX_ORDER)
     if protocol == "easy":
         return easy, np.concatenate([junk, hard])
@@ -169,7 +172,10 @@ def compute_metrics(
         prs = np.full((num_queries, len(kappas)), np.nan)
         recalls = np.full((num_queries, len(kappas)), np.nan)
         for q in range(num_queries):
-            positives, junk = protocol_ground_truth(gnd[q], protocol)
+            try:
+                positives, junk = protocol_ground_truth(gnd[q], protocol)
+            except ValueError as e:
+                raise ValueError(f"gnd query {q}: {e}") from e
             num_positives = len(np.unique(positives))
             if not num_positives:
                 continue

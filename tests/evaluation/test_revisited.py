@@ -136,6 +136,7 @@ def test_no_positive_retrieved_scores_zero():
         (np.zeros((1, 3)), [{"easy": [], "hard": [], "junk": []}], (1,), "int array"),
         (np.arange(3)[None], [{"easy": [0], "hard": [], "junk": []}], (1, 5), "up to 5"),
         (np.array([[0, 0, 1]]), [{"easy": [0], "hard": [], "junk": []}], (1,), "more than once"),
+        (np.array([[0, 1]]), [{"easy": [0], "junk": []}], (1,), r"query 0: .* lacks \['hard'\]"),
     ],
 )
 def test_compute_metrics_rejects_bad_input(ranks, gnd, kappas, message):
