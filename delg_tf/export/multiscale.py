@@ -12,7 +12,8 @@ from typing import NamedTuple
 import tensorflow as tf
 
 from delg_tf.export.feature_selection import threshold_indices, top_k_indices
-from delg_tf.export.receptive_boxes import ReceptiveField, receptive_boxes
+from delg_tf.export.receptive_boxes import receptive_boxes
+from delg_tf.models.receptive_field import ReceptiveField
 
 # image [1, h, w, 3] float (normalised) -> (global [1, D], attention [1, h', w', 1],
 # local descriptors [1, h', w', d]).

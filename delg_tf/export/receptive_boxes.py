@@ -2,29 +2,15 @@
 
 A cell (i, j) of a feature map with receptive field `size`, `stride` and `padding` sees the input
 pixels [stride*i - padding, stride*i - padding + size - 1] along y (likewise x). The official DELG
-code hard-codes (291, 32, 145) for its ResNet50; here the numbers come from the backbone itself.
+code hard-codes (291, 32, 145) for its ResNet50; here the numbers come from the backbone itself
+(`DelgModel.receptive_field`, computed from its layer graph).
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import tensorflow as tf
 
-
-@dataclasses.dataclass(frozen=True)
-class ReceptiveField:
-    """Receptive field of one feature-map cell.
-
-    Attributes:
-      size: Side of the (square) receptive field, in input pixels.
-      stride: Distance between neighbouring cells, in input pixels.
-      padding: Offset of cell (0, 0)'s field before pixel 0, in input pixels.
-    """
-
-    size: float
-    stride: float
-    padding: float
+from delg_tf.models.receptive_field import ReceptiveField
 
 
 def receptive_boxes(height: tf.Tensor, width: tf.Tensor, field: ReceptiveField) -> tf.Tensor:

@@ -2,7 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from delg_tf.export.multiscale import extract_pyramid
-from delg_tf.export.receptive_boxes import ReceptiveField
+from delg_tf.models.receptive_field import ReceptiveField
 
 FIELD = ReceptiveField(size=8, stride=8, padding=0)  # an 8x8/8 average pool sees exactly 8x8
 

@@ -1,7 +1,8 @@
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.export.receptive_boxes import ReceptiveField, box_centers, receptive_boxes
+from delg_tf.export.receptive_boxes import box_centers, receptive_boxes
+from delg_tf.models.receptive_field import ReceptiveField
 
 
 def test_official_anchor_1x2_map():
