@@ -331,7 +331,8 @@ def _pyramid_level(plane: Image.Image, hom: np.ndarray) -> tuple[Image.Image, np
     cx, cy = plane.width / 2, plane.height / 2
     probe = np.array([[cx, cy], [cx + 1, cy], [cx, cy + 1]])
     p = apply_homography(hom, probe)
-    scale = float(np.sqrt(abs(np.cross(p[1] - p[0], p[2] - p[0]))))
+    (ax, ay), (bx, by) = p[1] - p[0], p[2] - p[0]
+    scale = float(np.sqrt(abs(ax * by - ay * bx)))
     if scale >= 0.7:
         return plane, hom
     factor = max(scale * 1.4, 1 / 16)
