@@ -1,0 +1,32 @@
+"""Global search (exact, faiss), local descriptor matching, affine RANSAC and re-ranking.
+
+Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface and
+`load_index`), `descriptor_matching`, `ransac`, `reranking`, and `reference` (the official
+cKDTree + skimage baseline, for benchmarks and tests).
+"""
+
+from delg_tf.retrieval.descriptor_matching import match_descriptors
+from delg_tf.retrieval.exact_search import ExactIndex, exact_search, similarity_matrix
+from delg_tf.retrieval.ransac import RansacResult, ransac_affine
+from delg_tf.retrieval.reranking import (
+    VerificationConfig,
+    count_inliers,
+    make_inlier_counter,
+    rerank,
+)
+from delg_tf.retrieval.search_index import SearchIndex, load_index
+
+__all__ = [
+    "ExactIndex",
+    "RansacResult",
+    "SearchIndex",
+    "VerificationConfig",
+    "count_inliers",
+    "exact_search",
+    "load_index",
+    "make_inlier_counter",
+    "match_descriptors",
+    "ransac_affine",
+    "rerank",
+    "similarity_matrix",
+]

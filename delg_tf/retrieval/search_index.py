@@ -1,0 +1,76 @@
+"""The small interface shared by exact and faiss global search, and its JSON sidecar."""
+
+from __future__ import annotations
+
+import abc
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+SIDECAR_SUFFIX = ".json"
+
+
+class SearchIndex(abc.ABC):
+    """Inner-product nearest-neighbour index over [N, D] global descriptors.
+
+    `search` returns rows (0..N-1) of the built descriptors; `ids` (optional) names them.
+    """
+
+    kind: str = ""
+    ids: list[str] | None
+
+    @abc.abstractmethod
+    def build(self, descriptors: Any, ids: list[str] | None = None) -> SearchIndex:
+        """Indexes [N, D] descriptors (array, memmap or `ShardedRows`)."""
+
+    @abc.abstractmethod
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Returns scores [Q, k] float32 (descending) and indices [Q, k] int64 (-1 if none)."""
+
+    @abc.abstractmethod
+    def save(self, path: str) -> None:
+        """Writes the index to `path` and its ids/parameters to `path + '.json'`."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str) -> SearchIndex:
+        """Reads an index written by `save`."""
+
+
+def write_sidecar(path: str, kind: str, ids: list[str] | None, params: dict) -> None:
+    """Atomically writes {"kind", "params", "ids"} next to an index file."""
+    sidecar = path + SIDECAR_SUFFIX
+    tmp = sidecar + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"kind": kind, "params": params, "ids": ids}, f)
+    os.replace(tmp, sidecar)
+
+
+def read_sidecar(path: str, kind: str | None = None) -> dict:
+    """Reads and checks the sidecar of the index at `path`."""
+    sidecar = path + SIDECAR_SUFFIX
+    try:
+        with open(sidecar, encoding="utf-8") as f:
+            meta = json.load(f)
+        meta["kind"], meta["params"], meta["ids"]  # noqa: B018 - presence check
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{sidecar}: missing or corrupt index sidecar ({e})") from e
+    if kind is not None and meta["kind"] != kind:
+        raise ValueError(f"{sidecar}: index kind is {meta['kind']!r}, expected {kind!r}")
+    return meta
+
+
+def load_index(path: str) -> SearchIndex:
+    """Loads an exact or faiss index saved by `SearchIndex.save`, dispatching on its sidecar."""
+    kind = read_sidecar(path)["kind"]
+    if kind == "exact":
+        from delg_tf.retrieval.exact_search import ExactIndex
+
+        return ExactIndex.load(path)
+    from delg_tf.retrieval.faiss_search import FAISS_KINDS, FaissIndex
+
+    if kind in FAISS_KINDS:
+        return FaissIndex.load(path)
+    raise ValueError(f"{path + SIDECAR_SUFFIX}: unknown index kind {kind!r}")
