@@ -13,7 +13,8 @@ the global batch otherwise (for `experimental_distribute_dataset`).
 
 Bad input. A TFRecord file that is truncated or has a bad checksum stops being read at the bad
 record; the records before it are used and then the pipeline raises an error naming the file
-(TensorFlow's own DataLossError does not name it). A record whose Example or JPEG cannot be
+(TensorFlow's own DataLossError does not name it). A file that cannot be opened at all (deleted
+or unreadable after the glob) is reported the same way. A record whose Example or JPEG cannot be
 decoded raises an error naming the record index, its `image/id` and the file. With
 `skip_corrupt=True` both are skipped instead, printed to stderr, and counted in a `ReadStats`.
 """
@@ -185,8 +186,8 @@ def _read_file(
     def check(record, index, consumed, is_end):
         broken = tf.logical_and(is_end, tf.not_equal(consumed, file_bytes))
         message = tf.strings.format(
-            "Corrupt or truncated TFRecord file {}: only its first {} records ({} of {} bytes) "
-            "could be read.",
+            "TFRecord file {} is corrupt, truncated or unreadable: only its first {} records "
+            "({} of {} bytes) could be read.",
             (filename, index, consumed, file_bytes),
         )
         if skip_corrupt:
