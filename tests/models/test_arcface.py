@@ -1,0 +1,117 @@
+"""ArcFace against an independent numpy implementation, incl. the margin rule and cos = +-1."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from delg_tf.models import ArcFace
+
+SCALE, MARGIN = 45.25, 0.1
+
+
+def numpy_arcface(x, w, labels, scale, margin, training):
+    """Straight transcription of the ArcFace definition, one entry at a time."""
+    x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    w = w / np.linalg.norm(w, axis=0, keepdims=True)
+    cos = (x.astype(np.float64) @ w.astype(np.float64)).clip(-1.0, 1.0)
+    if training:
+        for i, y in enumerate(labels):
+            theta = math.acos(cos[i, y])
+            if theta <= math.pi - margin:
+                cos[i, y] = math.cos(theta + margin)
+    return scale * cos
+
+
+def _layer_with_kernel(w, **kwargs):
+    layer = ArcFace(w.shape[1], **kwargs)
+    layer.build((None, w.shape[0]))
+    layer.kernel.assign(w)
+    return layer
+
+
+def _unit(angle):
+    return [math.cos(angle), math.sin(angle)]
+
+
+def test_margin_rule_on_exact_angles():
+    # Four classes on the unit circle at 0, 1, 2, 3 rad (scaled: normalization must not matter).
+    w = np.array([_unit(a) for a in (0.0, 1.0, 2.0, 3.0)], np.float32).T * [1, 2, 3, 4]
+    # Embedding at angle 0 (theta to class c is c rad); at pi (theta to class 3 is pi - 3).
+    # Rows: true class 1 at theta 1 (margin); class 0 at cos = +1 (margin); class 0 from angle
+    # pi (cos = -1, theta = pi > pi - m: unchanged); class 3 at theta 3.0 <= pi - 0.1 (margin);
+    # class 3 from angle -0.09, theta 3.09 > pi - 0.1 = 3.0416 (no margin).
+    angles = (0.0, 0.0, math.pi, 0.0, -0.09)
+    x = np.array([_unit(a) for a in angles], np.float32) * 7
+    labels = np.array([1, 0, 0, 3, 3])
+    layer = _layer_with_kernel(w)
+    logits = np.asarray(layer(x, labels=labels, training=True))
+    expected = numpy_arcface(x, w, labels, SCALE, MARGIN, training=True)
+    np.testing.assert_allclose(logits, expected, atol=SCALE * 1e-4)
+    # Hand values for the true-class entries.
+    np.testing.assert_allclose(logits[0, 1], SCALE * math.cos(1.1), atol=1e-3)
+    np.testing.assert_allclose(logits[1, 0], SCALE * math.cos(0.1), atol=5e-3)
+    np.testing.assert_allclose(logits[2, 0], -SCALE, atol=1e-3)
+    np.testing.assert_allclose(logits[3, 3], SCALE * math.cos(3.1), atol=1e-3)
+    np.testing.assert_allclose(logits[4, 3], SCALE * math.cos(3.09), atol=1e-3)
+    # Non-true classes never get a margin.
+    cos = numpy_arcface(x, w, labels, SCALE, MARGIN, training=False)
+    mask = np.ones_like(cos, bool)
+    mask[np.arange(5), labels] = False
+    np.testing.assert_allclose(logits[mask], cos[mask], atol=1e-3)
+
+
+def test_random_inputs_match_numpy_and_validation_has_no_margin():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 16)).astype(np.float32)
+    w = rng.normal(size=(16, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=8)
+    layer = _layer_with_kernel(w)
+    np.testing.assert_allclose(
+        layer(x, labels=labels, training=True),
+        numpy_arcface(x, w, labels, SCALE, MARGIN, True),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+    plain = numpy_arcface(x, w, labels, SCALE, MARGIN, False)
+    np.testing.assert_allclose(layer(x, labels=labels, training=False), plain, atol=1e-4)
+    np.testing.assert_allclose(layer(x, training=True), plain, atol=1e-4)
+    assert layer(x).dtype == tf.float32
+
+
+def test_gradients_are_finite_at_cos_plus_and_minus_one():
+    w = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
+    x = tf.constant([[3.0, 0.0], [-2.0, 0.0], [0.0, 5.0]])  # cos +1, -1, +1 with true class
+    labels = tf.constant([0, 0, 1])
+    layer = _layer_with_kernel(w)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        logits = layer(x, labels=labels, training=True)
+        loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+    grad_x, grad_w = tape.gradient(loss, [x, layer.kernel])
+    for value in (logits, loss, grad_x, grad_w):
+        assert np.all(np.isfinite(np.asarray(value)))
+    assert np.any(np.asarray(grad_w) != 0)
+
+
+def test_scale_fixed_by_default_and_learnable_as_option():
+    fixed = ArcFace(3)
+    fixed.build((None, 4))
+    assert [v.name for v in fixed.trainable_weights] == ["cosine_weights"]
+    learned = ArcFace(3, scale=10.0, scale_trainable=True)
+    learned.build((None, 4))
+    assert sorted(v.name for v in learned.trainable_weights) == ["cosine_weights", "scale_factor"]
+    x = np.ones((1, 4), np.float32)
+    np.testing.assert_allclose(learned(x), 10.0 * learned.cosine(x), rtol=1e-6)
+    np.testing.assert_allclose(fixed(x), 45.25 * fixed.cosine(x), rtol=1e-6)
+
+
+def test_serialization_round_trip():
+    layer = ArcFace(7, scale=30.0, margin=0.2, scale_trainable=True, name="arc")
+    x = np.random.default_rng(3).normal(size=(2, 6)).astype(np.float32)
+    expected = layer(x, labels=np.array([1, 2]), training=True)
+    clone = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert clone.get_config() == layer.get_config()
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(clone(x, labels=np.array([1, 2]), training=True), expected)

@@ -1,0 +1,132 @@
+"""Backbone registry: parameter counts, named outputs, shapes, weight files."""
+
+import keras
+import numpy as np
+import pytest
+
+from delg_tf.models import BACKBONES, get_backbone
+
+
+def test_registry_lists_the_backbones():
+    assert set(BACKBONES) == {"resnet50", "resnet101", "resnet_tiny"}
+    with pytest.raises(ValueError, match="Unknown backbone 'resnet18'"):
+        get_backbone("resnet18")
+
+
+@pytest.mark.parametrize(
+    "name, total, trainable, normalization",
+    [
+        # keras.applications include_top=False counts (BN moving statistics non-trainable).
+        ("resnet50", 23_587_712, 23_534_592, "caffe"),
+        ("resnet101", 42_658_176, 42_552_832, "caffe"),
+    ],
+)
+def test_keras_resnet_parameter_counts(name, total, trainable, normalization):
+    backbone = get_backbone(name)  # built on a [None, None, None, 3] input: no forward pass
+    assert backbone.count_params() == total
+    assert sum(int(np.prod(v.shape)) for v in backbone.trainable_variables) == trainable
+    assert backbone.input_normalization == normalization
+    assert backbone.output["conv4"].shape[-1] == 1024
+    assert backbone.output["conv5"].shape[-1] == 2048
+    assert backbone.min_input_size == 32
+
+
+@pytest.mark.parametrize("block3_strides, local_stride", [(True, 32), (False, 16)])
+@pytest.mark.parametrize("size", [(64, 64), (65, 97), (33, 127)])
+def test_resnet_tiny_output_shapes(size, block3_strides, local_stride):
+    backbone = get_backbone("resnet_tiny", block3_strides=block3_strides)
+    assert backbone.input_normalization == "delf"
+    assert backbone.local_stride == local_stride
+    out = backbone(np.zeros((2, *size, 3), np.float32), training=False)
+    h, w = size
+    # Padded 7x7/2, padded 3x3/2 pool and 1x1 strided convs: every stride-2 step is a ceil.
+    assert out["conv4"].shape == (2, -(-h // 16), -(-w // 16), 256)
+    assert out["conv5"].shape == (2, -(-h // 32), -(-w // 32), 512)
+    assert out["local"].shape == (2, -(-h // local_stride), -(-w // local_stride), 256)
+    if block3_strides:
+        # The subsampled conv4 is exactly every other conv4 feature.
+        np.testing.assert_array_equal(out["local"], np.asarray(out["conv4"])[:, ::2, ::2])
+
+
+def test_resnet_tiny_accepts_min_input_size():
+    backbone = get_backbone("resnet_tiny")
+    size = backbone.min_input_size
+    out = backbone(np.zeros((1, size, size, 3), np.float32))
+    assert out["conv5"].shape[1:3] == (1, 1)
+
+
+def test_imagenet_is_refused_for_the_small_backbone():
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        get_backbone("resnet_tiny", weights="imagenet")
+
+
+def _randomize(model: keras.Model, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
+
+
+@pytest.mark.parametrize("filename", ["tiny.weights.h5", "tiny_full.h5"])
+def test_resnet_tiny_weights_file_round_trip(tmp_path, filename):
+    source = get_backbone("resnet_tiny")
+    _randomize(source, 0)
+    path = str(tmp_path / filename)
+    if filename.endswith(".weights.h5"):
+        source.save_weights(path)  # Keras 3 weights format
+    else:
+        source.save(path)  # legacy HDF5 (the format of the keras.applications files)
+    loaded = get_backbone("resnet_tiny", weights=path)
+    for a, b in zip(source.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resnet50_local_h5_round_trip_and_mismatch(tmp_path):
+    # The ImageNet file is a legacy HDF5 of the keras.applications notop model; write one.
+    base = keras.applications.ResNet50(include_top=False, weights=None, input_shape=(None, None, 3))
+    _randomize(base, 1)
+    path = str(tmp_path / "resnet50_notop.h5")
+    base.save(path)
+    backbone = get_backbone("resnet50", weights=path)
+    for a, b in zip(base.get_weights(), backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"does not match backbone 'resnet_tiny'.*arrays"):
+        get_backbone("resnet_tiny", weights=path)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping nested container")
+def test_weights_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.h5"):
+        get_backbone("resnet_tiny", weights=str(tmp_path / "missing.h5"))
+    not_h5 = tmp_path / "weights.h5"
+    not_h5.write_bytes(b"not an hdf5 file")
+    with pytest.raises(ValueError, match="weights.h5 is not a readable HDF5"):
+        get_backbone("resnet_tiny", weights=str(not_h5))
+    bad_suffix = tmp_path / "weights.ckpt"
+    bad_suffix.write_bytes(b"x")
+    with pytest.raises(ValueError, match="weights.ckpt"):
+        get_backbone("resnet_tiny", weights=str(bad_suffix))
+    # Same array count, different shapes: the Keras shape check, re-raised with the file name.
+    other = keras.Model(*_same_count_model(len(get_backbone("resnet_tiny").weights)))
+    path = str(tmp_path / "other.weights.h5")
+    other.save_weights(path)
+    with pytest.raises(ValueError, match="other.weights.h5 does not match"):
+        get_backbone("resnet_tiny", weights=path)
+
+
+def _same_count_model(num_arrays: int):
+    inputs = keras.Input((None, None, 3))
+    x = inputs
+    for _ in range(num_arrays // 2):
+        x = keras.layers.Conv2D(3, 1)(x)
+    assert num_arrays % 2 == 0
+    return inputs, x
+
+
+def test_synchronized_bn_flag_reaches_every_batch_norm():
+    backbone = get_backbone("resnet_tiny", synchronized_bn=True)
+    bns = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert bns and all(layer.synchronized for layer in bns)
+    assert not any(
+        layer.synchronized
+        for layer in get_backbone("resnet_tiny").layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    )
