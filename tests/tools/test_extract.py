@@ -1,0 +1,70 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
+from fake_export import export_brightness_model  # noqa: E402
+
+from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
+from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
+
+
+def run_tool(*flags):
+    cmd = [sys.executable, "-m", "delg_tools.extract", *flags]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_revisited_queries_are_cropped_and_located_in_crop_pixels(tmp_path):
+    model = str(tmp_path / "export")
+    export_brightness_model(model, max_image_size=200)
+    images = tmp_path / "jpg"
+    images.mkdir()
+    full = np.zeros([100, 200, 3], np.uint8)
+    full[40:72, 100:164] = 255
+    Image.fromarray(full).save(images / "q0.jpg", quality=100)
+    Image.fromarray(full[:, ::-1].copy()).save(images / "x1.jpg", quality=100)
+    gnd = str(tmp_path / "gnd.json")
+    save_ground_truth_json(gnd, {
+        "imlist": ["q0", "x1"], "qimlist": ["q0"],
+        "gnd": [{"easy": [0], "hard": [], "junk": [1], "bbx": [96.0, 32.0, 176.0, 80.0]}],
+    })  # fmt: skip
+    out = str(tmp_path / "query_features")
+    result = run_tool(f"--model_path={model}", f"--dataset_file_path={gnd}",
+                      f"--images_dir={images}", "--image_set=query",
+                      f"--output_features_dir={out}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = FeatureStore(out)
+    assert store.ids == ["q0"] and store.complete
+    locations = store.local_features("q0")["locations"]
+    # The crop starts at (y=32, x=96): the block lies at rows 8..40, cols 4..68 of the crop.
+    assert len(locations) > 0
+    assert np.all((locations[:, 0] > 8) & (locations[:, 0] < 40)), locations
+    assert np.all((locations[:, 1] > 4) & (locations[:, 1] < 68)), locations
+    assert os.path.exists(os.path.join(out, "extract_flags.txt"))
+
+    index_out = str(tmp_path / "index_features")
+    result = run_tool(f"--model_path={model}", f"--dataset_file_path={gnd}",
+                      f"--images_dir={images}", "--image_set=index",
+                      f"--output_features_dir={index_out}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert FeatureStore(index_out).ids == ["q0", "x1"]
+
+
+def test_folder_with_bad_image_and_threshold_override(tmp_path):
+    model = str(tmp_path / "export")
+    export_brightness_model(model, max_image_size=200)
+    images = tmp_path / "photos"
+    images.mkdir()
+    Image.fromarray(np.full([64, 64, 3], 255, np.uint8)).save(images / "white.png")
+    (images / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    out = str(tmp_path / "features")
+    result = run_tool(f"--model_path={model}", f"--images_dir={images}",
+                      f"--output_features_dir={out}", "--max_feature_num=5")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "bad.jpg" in result.stderr
+    store = FeatureStore(out)
+    assert store.ids == ["white"] and [i for i, _ in store.failures] == ["bad"]
+    assert len(store.local_features("white")["attention"]) == 5
