@@ -97,6 +97,11 @@ class SavedModelExtractor:
         self._threshold = tf.constant(self.options.attention_threshold, tf.float32)
         self._max_num = tf.constant(self.options.max_feature_num, tf.int32)
 
+    @property
+    def loaded(self):
+        """The loaded SavedModel (for its other signatures)."""
+        return self._loaded
+
     def raw(self, image: np.ndarray | tf.Tensor) -> dict[str, tf.Tensor]:
         """The official outputs for one uint8 [H, W, 3] image (boxes, features, scales, ...)."""
         return self._serving(
