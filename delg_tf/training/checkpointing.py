@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.training.config import write_json_atomically
+from delg_tf.training.config import write_text_atomically
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_CONFIG_FILE = "model_config.json"
@@ -61,8 +61,14 @@ def latest_checkpoint(logdir_or_prefix: str) -> str | None:
 
 
 def export_model_config(model_config: dict) -> dict:
-    """The model config as export needs it: no ImageNet reload, no cross-replica BatchNorm."""
+    """The model config as export needs it: no ImageNet reload, no cross-replica BatchNorm.
+
+    The dtype policy is dropped too: sub-layers take the global Keras policy when built, so a
+    model trained with `mixed_bfloat16` is rebuilt in whatever policy the exporter sets
+    (float32 by default); the weights are float32 either way.
+    """
     config = dict(model_config)
+    config.pop("dtype", None)
     if "backbone_weights" in config:
         config["backbone_weights"] = None
     if "synchronized_bn" in config:
@@ -73,7 +79,7 @@ def export_model_config(model_config: dict) -> dict:
 def write_model_config(model_config: dict, logdir: str) -> str:
     """Writes `export_model_config(model_config)` to `<logdir>/model_config.json` atomically."""
     path = os.path.join(logdir, MODEL_CONFIG_FILE)
-    write_json_atomically(path, json.dumps(export_model_config(model_config), indent=2))
+    write_text_atomically(path, json.dumps(export_model_config(model_config), indent=2))
     return path
 
 
@@ -86,18 +92,22 @@ def all_finite(variables) -> bool:
     return True
 
 
-def restore_latest(
-    checkpoint: tf.train.Checkpoint, directory: str, partial: bool = False
-) -> str | None:
-    """Restores the newest readable checkpoint in `directory` into `checkpoint`.
+def _top_level_names(prefix: str) -> set[str]:
+    return {name.split("/")[0] for name, _ in tf.train.list_variables(prefix)}
+
+
+def restore_latest(objects: dict, directory: str, optional: tuple[str, ...] = ()) -> str | None:
+    """Restores the newest readable checkpoint in `directory` into `objects`.
 
     Tries the checkpoints named in the state file from newest to oldest and stops at the first
-    one that reads; each failure is logged with its reason.
+    one that reads; each failure is logged with its reason. Every object must be matched by the
+    checkpoint, except those named in `optional` that the checkpoint does not hold (e.g. an
+    input iterator a previous run did not save).
 
     Args:
-      checkpoint: the objects to restore.
+      objects: name -> trackable, as given to `tf.train.Checkpoint(**objects)` when saving.
       directory: a `CheckpointManager` directory.
-      partial: allow the checkpoint to hold objects `checkpoint` does not (e.g. an iterator).
+      optional: names that may be absent from the checkpoint.
 
     Returns:
       The restored prefix, or None if the directory holds no checkpoint.
@@ -116,11 +126,11 @@ def restore_latest(
         if not os.path.isabs(prefix):
             prefix = os.path.join(directory, prefix)
         try:
-            status = checkpoint.read(prefix)
-            if partial:
-                status.expect_partial()
-            else:
-                status.assert_existing_objects_matched()
+            present = _top_level_names(prefix)
+            chosen = {k: v for k, v in objects.items() if k in present or k not in optional}
+            for name in set(objects) - set(chosen):
+                logging.warning("%s holds no %r; it starts afresh.", prefix, name)
+            tf.train.Checkpoint(**chosen).read(prefix).assert_existing_objects_matched()
             return prefix
         except (tf.errors.OpError, AssertionError, ValueError) as error:
             logging.warning("Cannot restore %s (%s); trying an older checkpoint.", prefix, error)

@@ -105,7 +105,7 @@ class TrainConfig:
         return cls(**json.loads(text))
 
 
-def write_json_atomically(path: str, text: str) -> None:
+def write_text_atomically(path: str, text: str) -> None:
     """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one."""
     import tensorflow as tf
 

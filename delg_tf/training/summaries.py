@@ -3,6 +3,11 @@
 Only the chief writes: other workers get a no-op TensorBoard writer and no metrics file (their
 values are the same all-reduced numbers). Attention statistics are computed with numpy, so no
 tensorflow-probability is needed (the official code used `tfp.stats.percentile`).
+
+`tf.summary.scalar` / `tf.summary.image` live in the `tensorboard` package, which the
+tensorflow-cpu wheel does not install. The summaries are therefore written with TF's own
+`tf.summary.write` and the metadata TensorBoard's scalar and image plugins expect, so the event
+files read the same in TensorBoard without making tensorboard a dependency.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import os
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 SUMMARY_DIR = "train_logs"  # the official train.py's writer directory
 METRICS_FILE = "metrics.jsonl"
@@ -29,6 +35,37 @@ SCALAR_TAGS = {
     "learning_rate": "learning_rate",
     "grad_norm": "grad_norm",
 }
+
+
+def _metadata(plugin_name: str, data_class: int) -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata(
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin_name),
+        data_class=data_class,
+    )
+
+
+def write_scalar(tag: str, value: float, step: int) -> None:
+    """A TensorBoard scalar (plugin "scalars") on the default writer."""
+    tf.summary.write(
+        tag,
+        tf.constant(float(value), tf.float32),
+        step=step,
+        metadata=_metadata("scalars", summary_pb2.DATA_CLASS_SCALAR),
+    )
+
+
+def write_images(tag: str, images: np.ndarray, step: int) -> None:
+    """TensorBoard images (plugin "images") from float `[K, H, W, C]` in [0, 1], C in {1, 3}.
+
+    The tensor is `[width, height, png_1, ..., png_K]` as strings, the images plugin's format.
+    """
+    pixels = np.clip(np.round(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
+    height, width = pixels.shape[1:3]
+    encoded = [tf.io.encode_png(image).numpy() for image in pixels]
+    tensor = tf.constant([str(width).encode(), str(height).encode(), *encoded], tf.string)
+    tf.summary.write(
+        tag, tensor, step=step, metadata=_metadata("images", summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    )
 
 
 def attention_statistics(attention: np.ndarray) -> dict[str, float]:
@@ -115,10 +152,12 @@ class RunLog:
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "") -> None:
         """Writes scalars; keys in `SCALAR_TAGS` use the official tags."""
-        with self._writer.as_default(step=step):
+        if not self.chief:
+            return
+        with self._writer.as_default():
             for key, value in values.items():
                 tag = SCALAR_TAGS.get(key, key) if not prefix else f"{prefix}/{key}"
-                tf.summary.scalar(tag, value)
+                write_scalar(tag, value, step)
 
     def attention(self, step: int, attention: np.ndarray, images: np.ndarray | None) -> None:
         """Attention statistics of `attention` `[B, h, w, 1]`, and maps of the first images.
@@ -128,15 +167,16 @@ class RunLog:
           attention: `[B, h, w, 1]` attention scores of one training batch (one replica).
           images: `[K, S, S, 3]` RGB pixels in [0, 255] of the first K images, or None.
         """
+        if not self.chief:
+            return
         stats = attention_statistics(attention)
-        with self._writer.as_default(step=step):
+        with self._writer.as_default():
             for key, value in stats.items():
-                tf.summary.scalar(f"attention/{key}", value)
+                write_scalar(f"attention/{key}", value, step)
             k = len(images) if images is not None else min(4, len(attention))
-            tf.summary.image("batch_attention", attention_to_images(attention[:k]), max_outputs=k)
+            write_images("batch_attention", attention_to_images(attention[:k]), step)
             if images is not None:
-                pixels = np.clip(np.asarray(images, np.float32) / 255.0, 0.0, 1.0)
-                tf.summary.image("batch_images", pixels, max_outputs=k)
+                write_images("batch_images", np.asarray(images, np.float32) / 255.0, step)
 
     def record(self, entry: dict) -> None:
         """Appends one JSON line to `<logdir>/metrics.jsonl` (flushed: a crash loses nothing)."""

@@ -1,0 +1,183 @@
+"""Trains DELG: `delg-train --flagfile=experiments/r50_gldv2_clean.flags --logdir=...`.
+
+A thin absl binary: flags -> `TrainConfig` -> `delg_tf.training.trainer.train`. Flag names are
+those of the official `research/delf/delf/python/training/train.py` wherever one exists, so
+official command lines keep working; `--autoencoder_dimensions` is an int here (the official
+DEFINE_float is rejected by Keras 3 as a Conv2D filter count).
+
+Runs resume automatically from `<logdir>/checkpoints`. SIGTERM (preemption) or Ctrl-C saves a
+checkpoint and exits cleanly; a NaN/Inf loss or a bad label stops with a message naming the step
+and keeps the last good checkpoint. See `delg_tf/training/` for the details.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+from delg_tf.training.config import STRATEGIES, TrainConfig
+
+FLAGS = flags.FLAGS
+
+# --- Official train.py flags (same names and defaults unless noted).
+flags.DEFINE_string("logdir", "/tmp/delf", "Where checkpoints, summaries and configs go.")
+flags.DEFINE_string(
+    "train_file_pattern", None, "Glob (comma-separated globs allowed) of training TFRecords."
+)
+flags.DEFINE_string(
+    "validation_file_pattern",
+    "",
+    "Glob of validation TFRecords; empty: no validation (the official default was "
+    "/tmp/data/validation*).",
+)
+flags.DEFINE_enum(
+    "dataset_version",
+    None,
+    ["gld_v1", "gld_v2", "gld_v2_clean"],
+    "Class count of an official dataset, used only if neither --num_classes nor a "
+    "relabeling.csv next to the training files gives it.",
+)
+flags.DEFINE_integer("seed", 0, "Seed of the input pipeline and the initial weights.")
+flags.DEFINE_float("initial_lr", 0.01, "Initial learning rate (decays linearly to 0).")
+flags.DEFINE_integer("batch_size", 32, "Global batch size (summed over all replicas).")
+flags.DEFINE_integer("max_iters", 500000, "Training steps; the learning rate reaches 0 here.")
+flags.DEFINE_boolean("block3_strides", True, "Local features at stride 32 (official default).")
+flags.DEFINE_boolean("use_augmentation", True, "Inception-style random crop in training.")
+flags.DEFINE_string(
+    "imagenet_checkpoint",
+    None,
+    "Backbone initialisation at step 0: a Keras .h5 weights file, or 'imagenet' (download).",
+)
+flags.DEFINE_float("attention_loss_weight", 1.0, "Weight of the attention cross-entropy.")
+flags.DEFINE_boolean(
+    "delg_global_features", True, "Must be True: this project trains DELG (global + local)."
+)
+flags.DEFINE_float("delg_gem_power", 3.0, "GeM power p (fixed).")
+flags.DEFINE_integer("delg_embedding_layer_dim", 2048, "Global descriptor size.")
+flags.DEFINE_float("delg_scale_factor_init", 45.25, "ArcFace scale s (fixed, as officially).")
+flags.DEFINE_float("delg_arcface_margin", 0.1, "ArcFace margin m (radians).")
+flags.DEFINE_integer("image_size", 321, "Training crop side in pixels (the paper used 512).")
+flags.DEFINE_boolean("use_autoencoder", True, "Reduce local descriptors with the autoencoder.")
+flags.DEFINE_float("reconstruction_loss_weight", 10.0, "Weight of the reconstruction MSE.")
+flags.DEFINE_integer("autoencoder_dimensions", 128, "Local descriptor size (autoencoder width).")
+
+# --- Added here.
+flags.DEFINE_string("backbone", "resnet50", "Backbone: resnet50, resnet101 or resnet_tiny.")
+flags.DEFINE_integer(
+    "num_classes", None, "Training classes; default: the rows of relabeling.csv next to the data."
+)
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")
+flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
+flags.DEFINE_boolean("mixed_precision", False, "Compute in bfloat16 (mixed_bfloat16 policy).")
+flags.DEFINE_boolean(
+    "jit_compile", False, "XLA-compile the forward and backward pass (GPU/TPU; slower on CPU)."
+)
+flags.DEFINE_integer("steps_per_loop", 1, "Training steps per compiled loop call (TPU: 100+).")
+flags.DEFINE_integer("save_interval", 1000, "Checkpoint every this many steps.")
+flags.DEFINE_integer("eval_interval", 1000, "Validate every this many steps.")
+flags.DEFINE_integer("report_interval", 100, "Console line and summaries every this many steps.")
+flags.DEFINE_integer(
+    "eval_batches", 0, "Validation batches per evaluation; 0: 50000 // batch_size (official)."
+)
+flags.DEFINE_boolean(
+    "sync_batch_norm", True, "Cross-replica BatchNorm statistics (replica-count invariant)."
+)
+flags.DEFINE_boolean("random_flip", False, "Random horizontal flips (off, as in the paper).")
+flags.DEFINE_boolean("deterministic_input", False, "Fixed input order (slower pipeline).")
+flags.DEFINE_boolean("op_determinism", False, "tf.config.experimental.enable_op_determinism().")
+flags.DEFINE_boolean(
+    "checkpoint_iterator",
+    True,
+    "Save the input pipeline position (exact resume). It stores the shuffle buffer: turn off "
+    "for large images (GLDv2), which then resume with a fresh shuffle seeded by the step.",
+)
+flags.DEFINE_integer("max_to_keep", 10, "Checkpoints kept (plus one every 3 hours).")
+
+
+def config_from_flags(values: flags.FlagValues) -> TrainConfig:
+    """Resolves the flags into a `TrainConfig`, checking what can be checked cheaply.
+
+    Raises:
+      FlagError: naming the flag.
+    """
+    from delg_tf.training import preflight
+
+    if not values.delg_global_features:
+        raise preflight.FlagError(
+            "--delg_global_features=false (DELF-only training) is not supported; DELG trains "
+            "global and local features together."
+        )
+    preflight.match_files("train_file_pattern", values.train_file_pattern)
+    num_classes = preflight.resolve_num_classes(
+        values.num_classes, values.train_file_pattern, values.dataset_version
+    )
+    return TrainConfig(
+        logdir=values.logdir,
+        train_file_pattern=values.train_file_pattern,
+        validation_file_pattern=values.validation_file_pattern,
+        num_classes=num_classes,
+        seed=values.seed,
+        initial_lr=values.initial_lr,
+        batch_size=values.batch_size,
+        max_iters=values.max_iters,
+        backbone=values.backbone,
+        block3_strides=values.block3_strides,
+        imagenet_checkpoint=values.imagenet_checkpoint,
+        delg_gem_power=values.delg_gem_power,
+        delg_embedding_layer_dim=values.delg_embedding_layer_dim,
+        delg_scale_factor_init=values.delg_scale_factor_init,
+        delg_arcface_margin=values.delg_arcface_margin,
+        use_autoencoder=values.use_autoencoder,
+        autoencoder_dimensions=values.autoencoder_dimensions,
+        sync_batch_norm=values.sync_batch_norm,
+        attention_loss_weight=values.attention_loss_weight,
+        reconstruction_loss_weight=values.reconstruction_loss_weight,
+        image_size=values.image_size,
+        use_augmentation=values.use_augmentation,
+        random_flip=values.random_flip,
+        deterministic_input=values.deterministic_input,
+        strategy=values.strategy,
+        tpu=values.tpu,
+        mixed_precision=values.mixed_precision,
+        jit_compile=values.jit_compile,
+        op_determinism=values.op_determinism,
+        steps_per_loop=values.steps_per_loop,
+        checkpoint_iterator=values.checkpoint_iterator,
+        save_interval=values.save_interval,
+        eval_interval=values.eval_interval,
+        report_interval=values.report_interval,
+        eval_batches=values.eval_batches,
+        max_to_keep=values.max_to_keep,
+    )
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from delg_tf.training import preflight, trainer
+
+    try:
+        config = config_from_flags(FLAGS)
+        result = trainer.train(config, flags_text=FLAGS.flags_into_string())
+    except (preflight.FlagError, trainer.TrainingError) as error:
+        # Both name the flag or the step, which is all the user needs; no traceback.
+        kind = "bad flag" if isinstance(error, preflight.FlagError) else type(error).__name__
+        logging.error("%s: %s", kind, error)
+        sys.exit(f"delg-train: {kind}: {error}")
+    logging.info(
+        "Finished at step %d (%s). Checkpoint: %s. Weights sha256: %s",
+        result.step,
+        result.stopped_by,
+        result.checkpoint,
+        result.weights_digest,
+    )
+
+
+def run() -> None:
+    """Console-script entry point (`delg-train`)."""
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()
