@@ -7,6 +7,8 @@ import math
 import keras
 import tensorflow as tf
 
+from delg_tf.models.precision import head_dtype
+
 # acos is evaluated on cosines clipped to [-1 + eps, 1 - eps]: its derivative is infinite at
 # +-1 (the official code does not clip).
 _ACOS_CLIP = 1e-7
@@ -19,7 +21,7 @@ def arcface_cosine_with_margin(cosine: tf.Tensor, labels: tf.Tensor, margin: flo
     replaced by ``cos(theta + margin)``; every other entry is returned unchanged.
 
     Args:
-        cosine: [B, N] float32 cosines.
+        cosine: [B, N] float32 (or float64) cosines.
         labels: [B] integer class ids.
         margin: Additive angular margin m in radians.
 
@@ -70,7 +72,7 @@ class ArcFace(keras.layers.Layer):
         scale_trainable: bool = False,
         **kwargs,
     ):
-        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("dtype", head_dtype())
         super().__init__(**kwargs)
         if not 0.0 <= margin < math.pi:
             raise ValueError(f"ArcFace margin must be in [0, pi), got {margin}.")
@@ -96,8 +98,8 @@ class ArcFace(keras.layers.Layer):
 
     def cosine(self, embeddings: tf.Tensor) -> tf.Tensor:
         """[B, D] -> [B, N] float32 cosines between embeddings and class weights."""
-        x = tf.math.l2_normalize(tf.cast(embeddings, tf.float32), axis=1)
-        w = tf.math.l2_normalize(tf.cast(self.kernel, tf.float32), axis=0)
+        x = tf.math.l2_normalize(tf.cast(embeddings, self.compute_dtype), axis=1)
+        w = tf.math.l2_normalize(tf.cast(self.kernel, self.compute_dtype), axis=0)
         return tf.matmul(x, w)
 
     def call(self, embeddings, labels=None, training=None):
@@ -105,7 +107,7 @@ class ArcFace(keras.layers.Layer):
         if labels is not None and training and self.margin > 0.0:
             cosine = arcface_cosine_with_margin(cosine, labels, self.margin)
         scale = self.scale if self.scale_variable is None else self.scale_variable
-        return cosine * tf.cast(scale, tf.float32)
+        return cosine * tf.cast(scale, cosine.dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.num_classes)

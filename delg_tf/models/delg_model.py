@@ -9,6 +9,7 @@ from delg_tf.models.arcface import ArcFace
 from delg_tf.models.backbones import get_backbone
 from delg_tf.models.global_head import GlobalHead
 from delg_tf.models.local_head import LocalHead
+from delg_tf.models.precision import at_least_float32
 from delg_tf.models.receptive_field import ReceptiveField
 
 
@@ -37,7 +38,8 @@ class DelgModel(keras.Model):
 
     Mixed precision: set the global Keras dtype policy (e.g. ``mixed_bfloat16``) before
     building; the body runs in that compute dtype, while GeM, ArcFace, the attention pooling
-    and classifier run in float32, and every output is cast to float32.
+    and classifier run in float32, and every output is cast to float32. (Under a float64
+    policy everything is float64.)
 
     Args:
         num_classes: Training classes N.
@@ -163,7 +165,7 @@ class DelgModel(keras.Model):
         }
         if "reconstruction" in local:
             outputs["reconstruction"] = local["reconstruction"]
-        return {key: tf.cast(value, tf.float32) for key, value in outputs.items()}
+        return {key: at_least_float32(value) for key, value in outputs.items()}
 
     def global_logits(self, global_descriptor, labels=None, training=None):
         """ArcFace logits [B, N] float32 (margin only with labels and training=True).

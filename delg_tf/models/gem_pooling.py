@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from delg_tf.models.precision import head_dtype
+
 
 @keras.saving.register_keras_serializable(package="delg_tf")
 class GeMPooling(keras.layers.Layer):
@@ -13,9 +15,9 @@ class GeMPooling(keras.layers.Layer):
     p = 3 is fixed by default, as in the official DELG (a learned p tends to drift to 1 with
     ArcFace + whitening). With ``trainable_power=True`` p is a variable kept in
     ``[min_power, max_power]`` (a constraint after each update and a clip in the forward pass).
-    The computation runs in float32 (this layer's default dtype) and divides by the spatial
-    maximum first, so large p does not overflow; the value is unchanged, since GeM is
-    positively homogeneous.
+    The computation runs in float32 (this layer's default dtype; float64 under a float64
+    policy) and divides by the spatial maximum first, so large p does not overflow; the value
+    is unchanged, since GeM is positively homogeneous.
 
     Args:
         power: Initial / fixed exponent p.
@@ -40,7 +42,7 @@ class GeMPooling(keras.layers.Layer):
         max_power: float = 10.0,
         **kwargs,
     ):
-        kwargs.setdefault("dtype", "float32")
+        kwargs.setdefault("dtype", head_dtype())
         super().__init__(**kwargs)
         if not power > 0:
             raise ValueError(f"GeM power must be positive, got {power}.")
@@ -65,11 +67,12 @@ class GeMPooling(keras.layers.Layer):
             )
 
     def call(self, inputs):
-        x = tf.maximum(tf.cast(inputs, tf.float32), self.eps)
+        dtype = self.compute_dtype
+        x = tf.maximum(tf.cast(inputs, dtype), self.eps)
         if self.p is None:
-            p = tf.constant(self.power, tf.float32)
+            p = tf.constant(self.power, dtype)
         else:
-            p = tf.clip_by_value(tf.cast(self.p, tf.float32), self.min_power, self.max_power)
+            p = tf.clip_by_value(tf.cast(self.p, dtype), self.min_power, self.max_power)
         scale = tf.stop_gradient(tf.reduce_max(x, axis=[1, 2], keepdims=True))
         pooled = tf.reduce_mean(tf.pow(x / scale, p), axis=[1, 2])
         return tf.pow(pooled, 1.0 / p) * tf.squeeze(scale, axis=[1, 2])

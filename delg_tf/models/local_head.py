@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from delg_tf.models.attention import Attention
 from delg_tf.models.autoencoder import Autoencoder
+from delg_tf.models.precision import at_least_float32, head_dtype
 
 
 def attention_pool(features: tf.Tensor, attention: tf.Tensor) -> tf.Tensor:
@@ -19,8 +20,8 @@ def attention_pool(features: tf.Tensor, attention: tf.Tensor) -> tf.Tensor:
     Returns:
         [B, C] float32 ``mean_{h,w}(l2n(S) * attention)``.
     """
-    normalized = tf.math.l2_normalize(tf.cast(features, tf.float32), axis=-1)
-    return tf.reduce_mean(normalized * tf.cast(attention, tf.float32), axis=[1, 2])
+    normalized = tf.math.l2_normalize(at_least_float32(features), axis=-1)
+    return tf.reduce_mean(normalized * tf.cast(attention, normalized.dtype), axis=[1, 2])
 
 
 @keras.saving.register_keras_serializable(package="delg_tf")
@@ -75,7 +76,7 @@ class LocalHead(keras.layers.Layer):
             self.attention_filters, synchronized_bn, dtype=self.dtype_policy, name="attention"
         )
         # Logits in float32 (cheap: [B, C] x [C, N]).
-        self.classifier = keras.layers.Dense(self.num_classes, dtype="float32", name="att_fc")
+        self.classifier = keras.layers.Dense(self.num_classes, dtype=head_dtype(), name="att_fc")
 
     def build(self, input_shape):
         if self.autoencoder is not None:

@@ -158,9 +158,15 @@ def compute_receptive_field(model: keras.Model, output_name: str) -> ReceptiveFi
     fields: dict[int, tuple[ReceptiveField, ReceptiveField]] = {}
     for tensor in keras.tree.flatten(model.input):
         fields[id(tensor)] = (IDENTITY, IDENTITY)
-    for layer in model.layers:
+    # `operations` (topologically ordered) also lists non-layer ops such as tensor slicing.
+    for layer in model.operations:
         if isinstance(layer, keras.layers.InputLayer):
             continue
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(
+                f"Cannot compute a receptive field through operation '{layer.name}' "
+                f"({type(layer).__name__})."
+            )
         inputs = [fields[id(t)] for t in keras.tree.flatten(layer.input)]
         if isinstance(layer, _MERGES):
             current = tuple(_merge([f[axis] for f in inputs], layer.name) for axis in (0, 1))

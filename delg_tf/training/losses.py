@@ -13,17 +13,24 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from delg_tf.models.precision import at_least_float32
+
 
 def _per_example_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32)
+        labels=tf.cast(labels, tf.int32), logits=at_least_float32(logits)
     )
 
 
 def _per_example_mse(prediction: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """[B, h, w, C] x2 -> [B]: mean squared error over space and channels per example."""
-    error = tf.square(tf.cast(prediction, tf.float32) - tf.cast(target, tf.float32))
+    prediction = at_least_float32(prediction)
+    error = tf.square(prediction - tf.cast(at_least_float32(target), prediction.dtype))
     return tf.reduce_mean(error, axis=[1, 2, 3])
+
+
+def _sum_over_batch(per_example: tf.Tensor, global_batch_size: int | tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(per_example) / tf.cast(global_batch_size, per_example.dtype)
 
 
 def delg_losses(
@@ -46,21 +53,23 @@ def delg_losses(
         reconstruction_loss_weight: Weight of the reconstruction MSE (10.0 officially).
 
     Returns:
-        Dict of float32 scalars: ``total``, ``global_ce``, ``attention_ce``,
-        ``reconstruction_mse`` (unweighted terms, each divided by the global batch size).
+        Dict of float32 scalars (float64 for float64 inputs): ``total``, ``global_ce``,
+        ``attention_ce``, ``reconstruction_mse`` (unweighted terms, each divided by the global
+        batch size).
     """
-    batch = tf.cast(global_batch_size, tf.float32)
-    global_ce = tf.reduce_sum(_per_example_cross_entropy(labels, global_logits)) / batch
-    attention_ce = (
-        tf.reduce_sum(_per_example_cross_entropy(labels, outputs["attention_logits"])) / batch
+    global_ce = _sum_over_batch(
+        _per_example_cross_entropy(labels, global_logits), global_batch_size
+    )
+    attention_ce = _sum_over_batch(
+        _per_example_cross_entropy(labels, outputs["attention_logits"]), global_batch_size
     )
     if "reconstruction" in outputs:
         # The target is S itself; DelgModel already stops its gradient.
         target = tf.stop_gradient(outputs["local_features"])
         mse = _per_example_mse(outputs["reconstruction"], target)
-        reconstruction_mse = tf.reduce_sum(mse) / batch
+        reconstruction_mse = _sum_over_batch(mse, global_batch_size)
     else:
-        reconstruction_mse = tf.constant(0.0, tf.float32)
+        reconstruction_mse = tf.zeros([], global_ce.dtype)
     total = (
         global_ce
         + attention_loss_weight * attention_ce
