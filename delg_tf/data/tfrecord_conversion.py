@@ -357,9 +357,6 @@ def convert_to_tfrecords(
         raise ValueError(f"unknown split names {sorted(unknown)}; expected {SPLIT_NAMES}")
     if options.num_shards < 1:
         raise ValueError(f"num_shards must be >= 1, got {options.num_shards}")
-    import tensorflow as tf  # noqa: F401 - imported before the clock starts and the pool spawns.
-
-    start = time.monotonic()
     os.makedirs(output_directory, exist_ok=True)
     full_identity = dict(identity)
     full_identity.update(
@@ -370,6 +367,10 @@ def convert_to_tfrecords(
         **_environment_identity(),
     )
     previous = _check_output_directory(output_directory, full_identity, options.overwrite)
+    # TensorFlow (~3 s) only once the directory is accepted, and before the clock and the pool.
+    import tensorflow as tf  # noqa: F401
+
+    start = time.monotonic()
     _remove_stale_temporaries(output_directory)
     for name, text in (side_files or {}).items():
         write_text_atomically(os.path.join(output_directory, name), text)
