@@ -108,7 +108,7 @@ def ransac_affine(
     stop_probability: float = 1.0,
     seed: int | np.random.Generator | None = 0,
     min_samples: int = 3,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> RansacResult:
     """Robustly fits dst ~ A(src) with an affine A.
 
@@ -120,7 +120,7 @@ def ransac_affine(
       stop_probability: confidence of the adaptive stop (skimage's `stop_probability`).
       seed: int seed or Generator.
       min_samples: must be 3 (the minimal affine sample), kept for signature parity.
-      batch_size: hypotheses scored per array operation.
+      batch_size: hypotheses scored per array operation (None: about 65536 // N).
 
     Returns:
       A `RansacResult`.
@@ -139,6 +139,9 @@ def ransac_affine(
     scale = max(scale, 1.0)
     thr2 = residual_threshold**2
 
+    sy, sx, dy, dx = src[:, 0], src[:, 1], dst[:, 0], dst[:, 1]
+    if batch_size is None:  # about 64k residuals per batch: few numpy calls, little waste
+        batch_size = int(np.clip(65536 // n, 32, 1024))
     best_count, best_ssr, best_params = 0, np.inf, None
     trials = 0
     limit = float(max_trials)
@@ -146,8 +149,10 @@ def ransac_affine(
         count = int(min(batch_size, np.ceil(limit - trials)))
         params, valid = _solve_affines(src, dst, _sample_triplets(rng, n, count), scale)
         # Residuals of every hypothesis on every point in one go: [B, N].
-        pred = np.einsum("bij,nj->bni", params[:, :, :2], src) + params[:, None, :, 2]
-        res2 = np.sum((pred - dst[None]) ** 2, axis=2)
+        a = params[:, :, :, None]  # [B, 2, 3, 1]
+        ry = a[:, 0, 0] * sy + a[:, 0, 1] * sx + (a[:, 0, 2] - dy)
+        rx = a[:, 1, 0] * sy + a[:, 1, 1] * sx + (a[:, 1, 2] - dx)
+        res2 = ry * ry + rx * rx
         counts = np.where(valid, np.count_nonzero(res2 < thr2, axis=1), -1)
         ssr = np.where(valid, res2.sum(axis=1), np.inf)
         # Replay skimage's sequential rule: stop after trial t once t >= dynamic bound.
