@@ -41,6 +41,8 @@ from delg_tf.data.bad_inputs import BadInput, reason_category, write_bad_inputs_
 BAD_INPUTS_NAME = "bad_inputs.csv"
 SPLIT_NAMES = ("validation", "train", "test")
 _SHARD_RE = re.compile(r"^(train|validation|test)-\d{5}-of-\d{5}$")
+# Far above any real decode time (Pillow refuses images above ~179 Mpx).
+_IMAGE_TIMEOUT_SECONDS = 600
 _OWN_NAMES = (manifest_lib.MANIFEST_NAME, BAD_INPUTS_NAME, "relabeling.csv")
 
 
@@ -218,7 +220,12 @@ class _Converter:
                     )
                 )
                 next_index += 1
-            yield pending.popleft().get()
+            try:
+                yield pending.popleft().get(timeout=_IMAGE_TIMEOUT_SECONDS)
+            except multiprocessing.TimeoutError:
+                # A worker that crashes (e.g. a decoder segfault) is replaced by the pool but its
+                # task never returns; skip that image rather than wait forever.
+                yield f"worker crashed or timed out (no result after {_IMAGE_TIMEOUT_SECONDS} s)"
 
     def close(self) -> None:
         if self._pool is not None:

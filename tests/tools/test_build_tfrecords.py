@@ -89,6 +89,8 @@ def gldv2(tmp_path):
         "3,x y,extra",  # malformed row
     ]
     (base / "train_clean.csv").write_text("\n".join(rows) + "\n")
+    train_rows = [f"{i},http://x/{i},{label}" for label, ids in classes.items() for i in ids]
+    (base / "train.csv").write_text("id,url,landmark_id\n" + "\n".join(train_rows) + "\n")
     for k, image_id in enumerate(["t000", "t001"]):
         _save(_gld_path(test, image_id), _noise(20 + k))
     (base / "test.csv").write_text("id\nt000\nt001\nt404\n")
@@ -188,6 +190,32 @@ def test_gldv2_end_to_end_with_every_bad_kind(tmp_path, gldv2):
     assert manifest["status"] == "complete"
     assert manifest["summary"]["classes_only_in_validation"] == 1
     assert manifest["identity"]["seed"] == 0
+
+
+def test_train_csv_mode_keeps_original_labels_and_shuffles(tmp_path, gldv2):
+    out = tmp_path / "out"
+    result = _run(
+        f"--train_csv_path={gldv2 / 'train.csv'}",
+        f"--train_directory={gldv2 / 'train'}",
+        f"--output_directory={out}",
+        "--num_shards=1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert not (out / "relabeling.csv").exists()  # As the official tool: labels not remapped.
+    assert sorted(os.listdir(out)) == ["bad_inputs.csv", "manifest.json", "train-00000-of-00001"]
+    records = _records(out, "train")
+    labels = [label for _, label, _, _ in records]
+    assert sorted(labels) == sorted([500] * 6 + [42] * 3 + [7] + [1000] * 2)
+    assert labels != sorted(labels)  # The official tool writes this case grouped by label.
+    assert {i for i, _, _, _ in records} == {
+        *(f"a{k:03d}" for k in range(6)),
+        "b000",
+        "b001",
+        "b002",
+        "c000",
+        "d000",
+        "d001",
+    }
 
 
 def _folder_dataset(root, classes=3, per_class=5, size=48, fmt="JPEG"):
