@@ -59,11 +59,12 @@ PRESETS: dict[str, dict[str, int]] = {
         "num_distractor_images": 4,
         "image_size": 112,
         "plane_size": 160,
+        "num_palettes": 4,
     },
     # The CPU demo: ~3,000 images in about a minute on 2 cores.
     "demo": {
-        "num_train_landmarks": 100,
-        "images_per_train_landmark": 25,
+        "num_train_landmarks": 150,
+        "images_per_train_landmark": 20,
         "num_noisy_train_images": 60,
         "num_test_landmarks": 10,
         "queries_per_test_landmark": 2,
@@ -73,6 +74,7 @@ PRESETS: dict[str, dict[str, int]] = {
         "num_distractor_images": 100,
         "image_size": 288,
         "plane_size": 384,
+        "num_palettes": 8,
     },
 }
 
@@ -89,6 +91,7 @@ _MINIMUM = {
     "num_distractor_images": 0,
     "image_size": 32,
     "plane_size": 32,
+    "num_palettes": 1,
 }
 
 # View modes by view index: index view 0 of a test landmark is always 'easy' mode, which never
@@ -98,7 +101,9 @@ _INDEX_MODES = ("easy", "hard", "junk", "easy", "hard")
 _DISTRACTOR_MODES = ("easy", "hard")
 
 # Seed-sequence tags: one stream per kind of image.
-_LANDMARK, _TRAIN, _NOISY, _QUERY, _INDEX, _DISTRACTOR_VIEW, _NO_LANDMARK, _LABELS = range(8)
+_LANDMARK, _TRAIN, _NOISY, _QUERY, _INDEX, _DISTRACTOR_VIEW, _NO_LANDMARK, _LABELS, _PALETTE = (
+    range(9)
+)
 
 
 def resolve_config(preset: str, overrides: Mapping[str, Any] | None = None) -> dict[str, int]:
@@ -157,6 +162,12 @@ def _atomic_write(path: str, data: bytes) -> None:
             os.remove(tmp)
 
 
+def _palette(seed: int, num_palettes: int, *tags: int) -> list[tuple[int, int, int]]:
+    """One palette of the dataset's shared pool, picked by a generator seeded from `tags`."""
+    k = int(_rng(seed, _PALETTE, *tags).integers(num_palettes))
+    return synthetic_scenes.random_palette(_rng(seed, _PALETTE, k), 4)
+
+
 @dataclasses.dataclass
 class _Landmark:
     """A landmark whose plane is composed only when a view of it must actually be drawn."""
@@ -164,6 +175,7 @@ class _Landmark:
     seed: int
     index: int
     plane_long_side: int
+    num_palettes: int = 1
 
     def __post_init__(self) -> None:
         self.size = synthetic_scenes.landmark_plane_size(
@@ -179,14 +191,17 @@ class _Landmark:
                 self.size,
                 synthetic_photos.load_photos(),
                 synthetic_photos.load_textures(),
+                # Tags (1, index) never collide with the pool's own (k,) generators.
+                _palette(self.seed, self.num_palettes, 1, self.index),
             )
         return self._plane
 
 
 def _view(
-    path: str, landmark: _Landmark | None, mode: str, image_size: int, seed: int, *tags: int
+    path: str, landmark: _Landmark | None, mode: str, config: dict[str, int], seed: int, *tags: int
 ) -> synthetic_views.ViewGeometry | None:
     """Samples (and, unless `path` exists, renders and writes) one view; returns its geometry."""
+    image_size = config["image_size"]
     geom_seq, render_seq = np.random.SeedSequence([seed, *tags]).spawn(2)
     plane_size = landmark.size if landmark is not None else (image_size, image_size)
     params = synthetic_views.sample_view_params(
@@ -202,6 +217,8 @@ def _view(
             params,
             synthetic_photos.load_photos(),
             synthetic_photos.load_textures(),
+            # Clutter of landmark-free scenes uses the landmarks' palettes too.
+            None if landmark is not None else _palette(seed, config["num_palettes"], 2, *tags),
         )
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)
@@ -210,13 +227,13 @@ def _view(
 
 
 def _task_train(output_dir, seed, config, landmark_index, landmark_id) -> list[dict]:
-    landmark = _Landmark(seed, landmark_index, config["plane_size"])
+    landmark = _Landmark(seed, landmark_index, config["plane_size"], config["num_palettes"])
     records = []
     for v in range(config["images_per_train_landmark"]):
         image_id = _hex_id(seed, _TRAIN, landmark_index, v)
         mode = _TRAIN_MODES[v % len(_TRAIN_MODES)]
         path = train_image_path(output_dir, image_id)
-        _view(path, landmark, mode, config["image_size"], seed, _TRAIN, landmark_index, v)
+        _view(path, landmark, mode, config, seed, _TRAIN, landmark_index, v)
         records.append({"id": image_id, "landmark_id": landmark_id, "clean": True})
     return records
 
@@ -224,7 +241,7 @@ def _task_train(output_dir, seed, config, landmark_index, landmark_id) -> list[d
 def _task_noisy(output_dir, seed, config, k, landmark_id) -> list[dict]:
     image_id = _hex_id(seed, _NOISY, k)
     path = train_image_path(output_dir, image_id)
-    _view(path, None, "easy", config["image_size"], seed, _NOISY, k)
+    _view(path, None, "easy", config, seed, _NOISY, k)
     return [{"id": image_id, "landmark_id": landmark_id, "clean": False}]
 
 
@@ -233,18 +250,17 @@ def _test_name(prefix: str, seed: int, *tags: int) -> str:
 
 
 def _task_test_landmark(output_dir, seed, config, landmark_index) -> list[dict]:
-    landmark = _Landmark(seed, landmark_index, config["plane_size"])
-    size = config["image_size"]
+    landmark = _Landmark(seed, landmark_index, config["plane_size"], config["num_palettes"])
     records = []
     for q in range(config["queries_per_test_landmark"]):
         name = _test_name("query", seed, _QUERY, landmark_index, q)
-        g = _view(test_image_path(output_dir, name), landmark, "query", size, seed, _QUERY,
+        g = _view(test_image_path(output_dir, name), landmark, "query", config, seed, _QUERY,
                   landmark_index, q)  # fmt: skip
         records.append({"role": "query", "name": name, "landmark": landmark_index, "bbx": g.bbox})
     for v in range(config["index_images_per_test_landmark"]):
         name = _test_name("index", seed, _INDEX, landmark_index, v)
         mode = _INDEX_MODES[v % len(_INDEX_MODES)]
-        g = _view(test_image_path(output_dir, name), landmark, mode, size, seed, _INDEX,
+        g = _view(test_image_path(output_dir, name), landmark, mode, config, seed, _INDEX,
                   landmark_index, v)  # fmt: skip
         label = synthetic_views.classify_view(g)
         records.append({"role": "index", "name": name, "landmark": landmark_index, "label": label})
@@ -252,12 +268,12 @@ def _task_test_landmark(output_dir, seed, config, landmark_index) -> list[dict]:
 
 
 def _task_distractor_landmark(output_dir, seed, config, landmark_index) -> list[dict]:
-    landmark = _Landmark(seed, landmark_index, config["plane_size"])
+    landmark = _Landmark(seed, landmark_index, config["plane_size"], config["num_palettes"])
     records = []
     for v in range(config["images_per_distractor_landmark"]):
         name = _test_name("index", seed, _DISTRACTOR_VIEW, landmark_index, v)
         mode = _DISTRACTOR_MODES[v % len(_DISTRACTOR_MODES)]
-        _view(test_image_path(output_dir, name), landmark, mode, config["image_size"], seed,
+        _view(test_image_path(output_dir, name), landmark, mode, config, seed,
               _DISTRACTOR_VIEW, landmark_index, v)  # fmt: skip
         records.append({"role": "index", "name": name, "landmark": landmark_index, "label": None})
     return records
@@ -265,7 +281,7 @@ def _task_distractor_landmark(output_dir, seed, config, landmark_index) -> list[
 
 def _task_no_landmark(output_dir, seed, config, k) -> list[dict]:
     name = _test_name("index", seed, _NO_LANDMARK, k)
-    _view(test_image_path(output_dir, name), None, "easy", config["image_size"], seed,
+    _view(test_image_path(output_dir, name), None, "easy", config, seed,
           _NO_LANDMARK, k)  # fmt: skip
     return [{"role": "index", "name": name, "landmark": None, "label": None}]
 
@@ -490,6 +506,8 @@ def generate_dataset(
     return info
 
 
-def landmark_plane(seed: int, landmark_index: int, plane_long_side: int) -> Image.Image:
+def landmark_plane(
+    seed: int, landmark_index: int, plane_long_side: int, num_palettes: int
+) -> Image.Image:
     """The plane of landmark `landmark_index` as generate_dataset composes it (for tests/demo)."""
-    return _Landmark(seed, landmark_index, plane_long_side).plane
+    return _Landmark(seed, landmark_index, plane_long_side, num_palettes).plane

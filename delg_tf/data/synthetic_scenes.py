@@ -5,9 +5,9 @@ of that plane through a homography, so every view of a landmark shares the same 
 structure, exactly what DELG's local features and RANSAC re-ranking rely on. The plane mixes
 crops of real photographs (natural texture and edges that a CNN finds familiar) with procedural
 architecture (window grids, rose windows, polygons, text-like strokes, checker/brick panels)
-in a per-landmark colour palette, so each landmark has a distinctive layout and colours while
-all landmarks draw from the same ingredients (global colour statistics alone cannot tell them
-apart).
+in a colour palette. Palettes come from a small pool shared by many landmarks (the dataset
+writer passes one in), so colour alone never identifies a landmark: a model has to learn the
+layout and the photographed content, which is what transfers to held-out landmarks.
 """
 
 from __future__ import annotations
@@ -274,6 +274,7 @@ def compose_landmark(
     size: tuple[int, int],
     photos: Sequence[Image.Image],
     textures: Sequence[Image.Image],
+    palette: Sequence[Color] | None = None,
 ) -> Image.Image:
     """Composes one landmark plane.
 
@@ -282,11 +283,16 @@ def compose_landmark(
         size: Plane (width, height) in pixels.
         photos: RGB source photographs (synthetic_photos.load_photos()).
         textures: RGB surface textures (synthetic_photos.load_textures()).
+        palette: Colours to build with (their order is shuffled per landmark); None draws a
+            fresh random palette of 4 colours.
 
     Returns:
         RGB image `[height, width, 3]` of the landmark facade.
     """
-    palette = random_palette(rng, 4)
+    if palette is None:
+        palette = random_palette(rng, 4)
+    else:
+        palette = [tuple(palette[i]) for i in rng.permutation(len(palette))]
     image = _base_layer(rng, size, palette, photos, textures)
     draw_elements(rng, image, palette, photos, int(rng.integers(8, 14)), 0.12, 0.45)
     # A frame gives the facade a clear outline (a building edge).

@@ -347,8 +347,8 @@ def _photometric(rng: np.random.Generator, image: Image.Image, strength: float) 
     s = strength
     x = np.asarray(image, np.float32) / 255.0
     gray = x.mean(axis=2, keepdims=True)
-    x = gray + (x - gray) * rng.uniform(1 - 0.5 * s, 1 + 0.4 * s)  # saturation
-    x = x * (1 + rng.uniform(-0.15, 0.15, size=3).astype(np.float32) * s)  # white balance
+    x = gray + (x - gray) * rng.uniform(1 - 0.6 * s, 1 + 0.5 * s)  # saturation
+    x = x * (1 + rng.uniform(-0.25, 0.25, size=3).astype(np.float32) * s)  # white balance
     x = (x - 0.5) * rng.uniform(1 - 0.35 * s, 1 + 0.25 * s) + 0.5  # contrast
     x = x * rng.uniform(1 - 0.35 * s, 1 + 0.25 * s)  # exposure
     x = np.clip(x, 0, 1) ** rng.uniform(1 - 0.3 * s, 1 + 0.4 * s)  # gamma
@@ -389,6 +389,7 @@ def render_view(
     params: ViewParams,
     photos: Sequence[Image.Image],
     textures: Sequence[Image.Image],
+    palette: Sequence[tuple[int, int, int]] | None = None,
 ) -> Image.Image:
     """Renders one photograph.
 
@@ -398,6 +399,7 @@ def render_view(
         params: The view (its geometry must have been sampled for this plane's size).
         photos: Source photographs.
         textures: Surface textures.
+        palette: Colours of the clutter drawn when `plane` is None (None: random).
 
     Returns:
         RGB image `[params.height, params.width, 3]`.
@@ -415,7 +417,7 @@ def render_view(
         )
         image.paste(warped, (0, 0), alpha)
     else:  # street furniture, posters, shop signs: clutter that is not a landmark
-        palette = synthetic_scenes.random_palette(rng, 4)
+        palette = palette or synthetic_scenes.random_palette(rng, 4)
         count = int(rng.integers(2, 5))
         synthetic_scenes.draw_elements(rng, image, palette, photos, count, 0.1, 0.35)
     _draw_occluders(rng, image, params, photos)

@@ -131,7 +131,7 @@ def test_test_landmarks_are_held_out(tiny):
     assert train_labels == set(ids["train"])
     # Held-out planes differ from every training plane.
     planes = [
-        np.asarray(synthetic_landmarks.landmark_plane(0, i, 160).resize((32, 32)), float)
+        np.asarray(synthetic_landmarks.landmark_plane(0, i, 160, 4).resize((32, 32)), float)
         for i in range(8 + 4 + 2)
     ]
     for i in range(8, 14):
