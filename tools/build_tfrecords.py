@@ -170,7 +170,7 @@ def _plan_gldv2():
             # not depend on which files happen to be present.
             relabeling = contiguous_relabeling(labels)
             labels = [relabeling[label] for label in labels]
-        root = image_paths.image_root_from_flag(FLAGS.train_directory)
+        root = os.path.abspath(image_paths.image_root_from_flag(FLAGS.train_directory))
         found = conversion_plan.locate_gldv2_images(train_entries.ids, labels, root)
         bad.extend(found.bad_inputs)
         splits, summary = conversion_plan.plan_labelled_splits(
@@ -185,7 +185,7 @@ def _plan_gldv2():
         summary["classes"] = len(relabeling) if relabeling is not None else len(set(labels))
     if test_entries is not None:
         bad.extend(test_entries.bad_inputs)
-        root = image_paths.image_root_from_flag(FLAGS.test_directory)
+        root = os.path.abspath(image_paths.image_root_from_flag(FLAGS.test_directory))
         found = conversion_plan.locate_gldv2_images(test_entries.ids, None, root)
         bad.extend(found.bad_inputs)
         splits["test"] = conversion_plan.plan_test_split(found.ids, found.paths)
@@ -193,7 +193,8 @@ def _plan_gldv2():
 
 
 def _plan_folder():
-    listing = image_folder.list_image_folder(FLAGS.image_root)
+    # Absolute paths: the plan (and so a resume) must not depend on the working directory.
+    listing = image_folder.list_image_folder(os.path.abspath(FLAGS.image_root))
     if not listing.class_names:
         raise _Fatal(f"--image_root {FLAGS.image_root} has no class sub-folders")
     splits, summary = conversion_plan.plan_labelled_splits(
@@ -243,6 +244,10 @@ def _print_summary(summary: dict, output_directory: str) -> None:
             f"  classes: {summary['classes']} labels, {summary['classes_with_images']} with "
             f"images, {summary['classes_only_in_validation']} only in validation "
             "(one-image classes; --singletons_to_train changes this)"
+        )
+    if summary.get("ignored_files"):
+        lines.append(
+            f"  ignored files: {summary['ignored_files']} (hidden, or not an image extension)"
         )
     lines += [
         f"  converted to RGB JPEG: {summary['converted_to_rgb_jpeg']}"
