@@ -37,6 +37,7 @@ _OVERRIDES = {
     "num_distractor_images": "Index images without any landmark.",
     "image_size": "Long side of every image in pixels.",
     "plane_size": "Long side of each landmark plane in pixels (its detail resolution).",
+    "num_palettes": "Colour palettes shared by all landmarks (fewer: colour tells less).",
 }
 for _name, _help in _OVERRIDES.items():
     flags.DEFINE_integer(_name, None, _help + " Default: from --preset.")

@@ -16,6 +16,7 @@ SMALL_FLAGS = [
     "--num_distractor_images=1",
     "--image_size=48",
     "--plane_size=64",
+    "--num_palettes=2",
 ]
 
 
@@ -43,6 +44,7 @@ def test_binary_writes_dataset_with_overrides(tmp_path):
     with open(os.path.join(out, "synthetic_info.json")) as f:
         info = json.load(f)
     assert info["seed"] == 5 and info["config"]["image_size"] == 48
+    assert info["config"]["num_palettes"] == 2
     assert info["config"]["images_per_distractor_landmark"] == 3  # from the preset
     with open(os.path.join(out, "make_synthetic_flags.json")) as f:
         flags = json.load(f)
