@@ -132,9 +132,12 @@ def _remove_stale_temporaries(directory: str) -> None:
 
 
 def _remove_own_outputs(directory: str) -> None:
-    for name in os.listdir(directory):
-        if _is_own_file(name):
-            os.unlink(os.path.join(directory, name))
+    # The manifest goes last: a run killed half way through this still has a manifest (whose
+    # identity differs), not shards that look foreign.
+    names = sorted(n for n in os.listdir(directory) if _is_own_file(n))
+    names.sort(key=lambda n: n == manifest_lib.MANIFEST_NAME)
+    for name in names:
+        os.unlink(os.path.join(directory, name))
 
 
 def _check_output_directory(
