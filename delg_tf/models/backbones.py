@@ -202,13 +202,24 @@ def get_backbone(
     Raises:
         ValueError: unknown name, ImageNet weights requested for a backbone without them, or a
             weights file that does not match.
+        RuntimeError: the ImageNet download failed.
     """
     if name not in _REGISTRY:
         raise ValueError(f"Unknown backbone '{name}'; choose one of {list(BACKBONES)}.")
     entry = _REGISTRY[name]
     if weights == "imagenet" and not entry.has_imagenet:
         raise ValueError(f"Backbone '{name}' has no ImageNet weights; use weights=None or a file.")
-    base = entry.build("imagenet" if weights == "imagenet" else None)
+    if weights == "imagenet":
+        try:
+            base = entry.build("imagenet")
+        except Exception as e:  # keras.utils.get_file raises a bare Exception offline
+            raise RuntimeError(
+                f"Could not get the ImageNet weights of '{name}' through keras.applications "
+                f"({e}). Offline, pass the path of a local copy of the keras.applications "
+                "'*_weights_tf_dim_ordering_tf_kernels_notop.h5' file instead of 'imagenet'."
+            ) from e
+    else:
+        base = entry.build(None)
     if weights is not None and weights != "imagenet":
         load_backbone_weights(base, os.fspath(weights), name)
     if synchronized_bn:

@@ -60,6 +60,18 @@ def test_imagenet_is_refused_for_the_small_backbone():
         get_backbone("resnet_tiny", weights="imagenet")
 
 
+def test_imagenet_download_failure_points_to_a_local_file(monkeypatch):
+    # The real keras.applications path runs up to the download, which fails offline.
+    from keras.src.applications import resnet
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- offline")
+
+    monkeypatch.setattr(resnet.file_utils, "get_file", offline)
+    with pytest.raises(RuntimeError, match="ImageNet weights of 'resnet50'.*local copy"):
+        get_backbone("resnet50", weights="imagenet")
+
+
 def _randomize(model: keras.Model, seed: int) -> None:
     rng = np.random.default_rng(seed)
     model.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in model.get_weights()])
@@ -130,3 +142,14 @@ def test_synchronized_bn_flag_reaches_every_batch_norm():
         for layer in get_backbone("resnet_tiny").layers
         if isinstance(layer, keras.layers.BatchNormalization)
     )
+
+
+def test_backbone_graph_serialization_round_trip():
+    backbone = get_backbone("resnet_tiny", synchronized_bn=True)
+    clone = keras.Model.from_config(backbone.get_config())
+    clone.set_weights(backbone.get_weights())
+    images = np.random.default_rng(4).normal(size=(1, 64, 96, 3)).astype(np.float32)
+    expected, out = backbone(images), clone(images)
+    for key in ("conv4", "conv5", "local"):
+        np.testing.assert_allclose(out[key], expected[key], atol=1e-6)
+    assert clone.get_layer("conv1_bn").synchronized
