@@ -1,0 +1,192 @@
+"""One query with its top retrieved images and the RANSAC inlier matches drawn, as a PNG.
+
+Top row: the query (cropped to its bbx, as it was searched) and its top-k results after
+re-ranking, each titled with its rank, inlier count and ground-truth label, framed green for a
+positive, orange for junk and red for a negative. Bottom row: the query next to one result with a
+line for every inlier correspondence of the affine RANSAC that verified it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import ConnectionPatch
+
+from delg_tf.retrieval.ransac import ransac_affine
+from delg_tf.retrieval.reranking import (
+    DEFAULT_CONFIG,
+    MIN_RANSAC_SAMPLES,
+    LocalFeatures,
+    VerificationConfig,
+    putative_matches,
+)
+
+# Frame colours by ground-truth label of a result.
+LABEL_COLORS = {"positive": "#1a9850", "junk": "#f39c12", "negative": "#d73027"}
+
+
+@dataclasses.dataclass(frozen=True)
+class InlierMatches:
+    """The verified correspondences between a query and an index image.
+
+    Attributes:
+      query_points: [K, 2] (y, x) query locations of the inliers, in query-image pixels.
+      index_points: [K, 2] (y, x) index locations of the same inliers.
+      num_putative: putative matches before RANSAC.
+    """
+
+    query_points: np.ndarray
+    index_points: np.ndarray
+    num_putative: int
+
+    @property
+    def num_inliers(self) -> int:
+        return int(self.query_points.shape[0])
+
+
+def inlier_matches(
+    query: LocalFeatures, index: LocalFeatures, config: VerificationConfig = DEFAULT_CONFIG
+) -> InlierMatches:
+    """Matches two images' local features and keeps the affine RANSAC inliers.
+
+    The same matching and RANSAC (arguments, seed) as `reranking.count_inliers`, so the count
+    drawn is the count the re-ranking used.
+
+    Args:
+      query, index: dicts with `descriptors` [N, d] and `locations` [N, 2] (y, x).
+      config: matching and RANSAC settings.
+
+    Returns:
+      The inlier correspondences (none when there are <= 3 putative matches).
+    """
+    matches = putative_matches(query, index, config)
+    empty = np.zeros((0, 2), np.float32)
+    if matches.shape[0] <= MIN_RANSAC_SAMPLES:
+        return InlierMatches(empty, empty, int(matches.shape[0]))
+    query_points = np.asarray(query["locations"], np.float32)[matches[:, 0]]
+    index_points = np.asarray(index["locations"], np.float32)[matches[:, 1]]
+    result = ransac_affine(
+        index_points,
+        query_points,
+        residual_threshold=config.ransac_residual_threshold,
+        max_trials=config.ransac_max_trials,
+        stop_probability=config.ransac_stop_probability,
+        seed=config.ransac_seed,
+    )
+    mask = np.asarray(result.inliers, bool)
+    return InlierMatches(query_points[mask], index_points[mask], int(matches.shape[0]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """One retrieved image to draw.
+
+    Attributes:
+      image: uint8 [H, W, 3].
+      name: image name.
+      rank: 1-based rank after re-ranking.
+      label: "positive", "junk" or "negative".
+      num_inliers: inliers found by re-ranking (None if it was not verified).
+    """
+
+    image: np.ndarray
+    name: str
+    rank: int
+    label: str
+    num_inliers: int | None = None
+
+
+def _frame(axis, color: str) -> None:
+    axis.set_xticks([])
+    axis.set_yticks([])
+    for spine in axis.spines.values():
+        spine.set_edgecolor(color)
+        spine.set_linewidth(4)
+
+
+def match_figure(
+    query_image: np.ndarray,
+    query_name: str,
+    results: Sequence[Result],
+    matched: Result,
+    matches: InlierMatches,
+    title: str = "",
+    max_lines: int = 200,
+) -> Figure:
+    """Draws the query, its top results, and the inliers between the query and `matched`.
+
+    Args:
+      query_image: uint8 [H, W, 3], the query as searched (cropped).
+      query_name: its name.
+      results: top results, best first.
+      matched: the result whose inliers are drawn (usually the first of `results`).
+      matches: inliers between the query and `matched` (query and `matched` pixels).
+      title: figure title.
+      max_lines: at most this many inlier lines (evenly subsampled) so the figure stays legible.
+
+    Returns:
+      A matplotlib Figure with an Agg canvas.
+    """
+    columns = max(len(results) + 1, 2)
+    figure = Figure(figsize=(2.4 * columns, 8.2), dpi=100)
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(2, columns, height_ratios=(1, 1.6))
+    axis = figure.add_subplot(grid[0, 0])
+    axis.imshow(query_image)
+    axis.set_title(f"query\n{query_name}", fontsize=8)
+    _frame(axis, "#2c7bb6")
+    for column, result in enumerate(results, start=1):
+        axis = figure.add_subplot(grid[0, column])
+        axis.imshow(result.image)
+        inliers = "not verified" if result.num_inliers is None else f"{result.num_inliers} inliers"
+        axis.set_title(f"#{result.rank} {result.label}\n{inliers}", fontsize=8)
+        _frame(axis, LABEL_COLORS.get(result.label, "gray"))
+
+    half = columns // 2
+    left = figure.add_subplot(grid[1, :half])
+    right = figure.add_subplot(grid[1, half:])
+    left.imshow(query_image)
+    left.set_title(f"query {query_name}", fontsize=9)
+    right.imshow(matched.image)
+    right.set_title(
+        f"#{matched.rank} {matched.name} ({matched.label}): {matches.num_inliers} inliers of "
+        f"{matches.num_putative} putative matches",
+        fontsize=9,
+    )
+    for axis in (left, right):
+        axis.set_xticks([])
+        axis.set_yticks([])
+    keep = np.arange(matches.num_inliers)
+    if keep.size > max_lines:
+        keep = np.linspace(0, keep.size - 1, max_lines).round().astype(int)
+    colors = _line_colors(keep.size)
+    for color, i in zip(colors, keep, strict=True):
+        (qy, qx), (iy, ix) = matches.query_points[i], matches.index_points[i]
+        figure.add_artist(
+            ConnectionPatch(
+                xyA=(qx, qy),
+                coordsA=left.transData,
+                xyB=(ix, iy),
+                coordsB=right.transData,
+                color=color,
+                linewidth=0.8,
+                alpha=0.8,
+            )
+        )
+        left.plot(qx, qy, "o", color=color, markersize=2.5)
+        right.plot(ix, iy, "o", color=color, markersize=2.5)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def _line_colors(count: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["hsv"]
+    return [cmap(i / max(count, 1)) for i in range(count)]
