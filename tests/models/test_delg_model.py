@@ -184,3 +184,37 @@ def test_runs_in_a_tf_function_at_several_scales():
         np.testing.assert_allclose(descriptor, eager["global_descriptor"], atol=1e-5)
         assert attention.shape == (1, -(-size[0] // 32), -(-size[1] // 32), 1)
     assert extract.experimental_get_tracing_count() == 1  # one trace for every size
+
+
+def test_learns_a_small_synthetic_batch():
+    # 4 classes: a bright square whose position and colour depend on the class.
+    rng = np.random.default_rng(0)
+    labels = np.arange(16) % 4
+    images = rng.normal(0, 0.2, size=(16, 64, 64, 3)).astype(np.float32)
+    for i, c in enumerate(labels):
+        y, x = (c // 2) * 32 + 8, (c % 2) * 32 + 8
+        images[i, y : y + 16, x : x + 16, c % 3] += 1.0
+    keras.utils.set_random_seed(0)
+    model = DelgModel(num_classes=4, backbone="resnet_tiny", embedding_dim=64)
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)  # the official optimizer and LR
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            logits = model.global_logits(out["global_descriptor"], y, training=True)
+            losses = delg_losses(out, logits, y, 16)
+        grads = tape.gradient(losses["total"], model.trainable_variables)
+        grads, _ = tf.clip_by_global_norm(grads, 10.0)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return losses
+
+    first = step(images, labels)
+    for _ in range(60):
+        last = step(images, labels)
+    assert float(last["global_ce"]) < 0.05 * float(first["global_ce"])
+    assert float(last["attention_ce"]) < 0.9 * float(first["attention_ce"])
+    assert float(last["reconstruction_mse"]) < 0.5 * float(first["reconstruction_mse"])
+    out = model(images, training=True)  # batch statistics: BN moving averages lag at 60 steps
+    logits = model.global_logits(out["global_descriptor"])
+    np.testing.assert_array_equal(np.argmax(logits, axis=1), labels)
