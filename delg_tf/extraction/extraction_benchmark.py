@@ -81,6 +81,38 @@ def network_gflops(
     return total / 1e9
 
 
+def network_seconds(
+    model: tf.keras.Model | tf.Module,
+    image_shape: Sequence[int],
+    scales: Sequence[float],
+    runs: int = 3,
+) -> float:
+    """Median wall time of the bare network over the pyramid levels (no resize, no selection).
+
+    Compared with `benchmark_extraction`, it shows what resizing, selection and post-processing
+    add on top of the network.
+    """
+    sizes = [
+        tuple(int(v) for v in scaled_size(tf.constant(image_shape[:2]), s).numpy()) for s in scales
+    ]
+    images = [tf.random.uniform([1, h, w, 3], -1.0, 1.0) for h, w in sizes]
+
+    @tf.function(reduce_retracing=False)
+    def forward(x):
+        out = model(x, training=False)
+        return out["global_descriptor"], out["attention"], out["local_descriptors"]
+
+    for image in images:  # trace each size once
+        [t.numpy() for t in forward(image)]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        for image in images:
+            [t.numpy() for t in forward(image)]
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 @dataclasses.dataclass
 class ExtractionBenchmark:
     """Timing of one export.

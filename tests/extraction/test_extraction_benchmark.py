@@ -7,6 +7,7 @@ from delg_tf.extraction.extraction_benchmark import (
     benchmark_extraction,
     export_untrained,
     network_gflops,
+    network_seconds,
 )
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
@@ -26,3 +27,4 @@ def test_flop_count_scales_with_pyramid_area_and_benchmark_runs(tmp_path):
     )  # fmt: skip
     assert len(result.seconds_per_image) == 2 and result.images_per_second > 0
     assert result.gflops_per_second == pytest.approx(both * result.images_per_second)
+    assert network_seconds(model, (64, 64), [1.0, 2.0], runs=1) > 0
