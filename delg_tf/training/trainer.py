@@ -216,13 +216,13 @@ class Trainer:
     ):
         self.config = config
         self.train_files = preflight.match_files("train_file_pattern", config.train_file_pattern)
-        preflight.check_labels(self.train_files, config.num_classes)
         if config.validation_file_pattern:
             preflight.match_files("validation_file_pattern", config.validation_file_pattern)
         if config.op_determinism:
             tf.config.experimental.enable_op_determinism()
-
+        # Before any TF op: multi-worker collectives must be configured at program start.
         self.strategy = strategy or build_strategy(config.strategy, config.tpu)
+        preflight.check_labels(self.train_files, config.num_classes)
         self.chief = is_chief(self.strategy)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % replicas:
@@ -466,6 +466,13 @@ class Trainer:
         attention = tf.zeros(self.attention_shape)
         images = tf.zeros(self.image_sample_shape)
         for _ in tf.range(num_steps):
+            # Multi-worker input has an unknown batch dimension (it allows partial batches).
+            tf.autograph.experimental.set_loop_options(
+                shape_invariants=[
+                    (attention, tf.TensorShape([None, *self.attention_shape[1:]])),
+                    (images, tf.TensorShape([None, *self.image_sample_shape[1:]])),
+                ]
+            )
             scalars, replica_attention, replica_images = strategy.run(
                 self._replica_step, args=self._next_inputs(iterator)
             )
