@@ -132,7 +132,9 @@ def restore_latest(objects: dict, directory: str, optional: tuple[str, ...] = ()
                 logging.warning("%s holds no %r; it starts afresh.", prefix, name)
             tf.train.Checkpoint(**chosen).read(prefix).assert_existing_objects_matched()
             return prefix
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
+        # A torn file fails in many ways (OpError, IndexError, ValueError...); every failure
+        # falls back to the next checkpoint and is reported if none reads.
+        except Exception as error:  # noqa: BLE001
             logging.warning("Cannot restore %s (%s); trying an older checkpoint.", prefix, error)
             errors.append(f"{prefix}: {error}")
     raise RuntimeError(f"No readable checkpoint in {directory}:\n" + "\n".join(errors))

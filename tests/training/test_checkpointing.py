@@ -1,0 +1,60 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from delg_tf.training import checkpointing
+
+
+def _manager(directory, variable):
+    checkpoint = tf.train.Checkpoint(step=variable)
+    return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=5)
+
+
+def test_latest_checkpoint_from_logdir_dir_or_prefix(tmp_path):
+    directory = checkpointing.checkpoint_dir(str(tmp_path))
+    variable = tf.Variable(1)
+    prefix = _manager(directory, variable).save(checkpoint_number=3)
+    assert checkpointing.latest_checkpoint(str(tmp_path)) == prefix
+    assert checkpointing.latest_checkpoint(directory) == prefix
+    assert checkpointing.latest_checkpoint(prefix) == prefix
+    assert checkpointing.latest_checkpoint(str(tmp_path / "nothing")) is None
+
+
+def test_restore_falls_back_to_an_older_checkpoint_when_the_newest_is_damaged(tmp_path):
+    directory = str(tmp_path / "ckpt")
+    variable = tf.Variable(1.0)
+    manager = _manager(directory, variable)
+    manager.save(checkpoint_number=1)
+    variable.assign(2.0)
+    newest = manager.save(checkpoint_number=2)
+    for path in tf.io.gfile.glob(newest + ".data-*"):
+        with open(path, "r+b") as f:
+            f.truncate(1)  # a torn write
+    target = tf.Variable(0.0)
+    restored = checkpointing.restore_latest({"step": target}, directory)
+    assert restored.endswith("ckpt-1") and float(target.numpy()) == 1.0
+
+
+def test_restore_requires_every_object_except_optional_ones(tmp_path):
+    directory = str(tmp_path / "ckpt")
+    _manager(directory, tf.Variable(5)).save()
+    step, extra = tf.Variable(0), tf.Variable(0)
+    assert checkpointing.restore_latest({"step": step, "iterator": extra}, directory, ("iterator",))
+    assert int(step.numpy()) == 5
+    with pytest.raises(RuntimeError, match="No readable checkpoint"):
+        checkpointing.restore_latest({"step": tf.Variable(0), "other": tf.Variable(0)}, directory)
+    assert checkpointing.restore_latest({"step": step}, str(tmp_path / "empty")) is None
+
+
+def test_model_config_for_export_and_finiteness(tmp_path):
+    config = {"backbone_weights": "imagenet", "synchronized_bn": True, "dtype": {}, "n": 3}
+    path = checkpointing.write_model_config(config, str(tmp_path))
+    with open(path) as f:
+        assert json.load(f) == {"backbone_weights": None, "synchronized_bn": False, "n": 3}
+    assert not os.path.exists(path + ".tmp-" + str(os.getpid()))
+    assert checkpointing.all_finite([tf.Variable([1.0, 2.0]), tf.Variable(3)])
+    assert not checkpointing.all_finite([tf.Variable([1.0, np.nan])])
+    assert not checkpointing.all_finite([tf.Variable([np.inf])])
