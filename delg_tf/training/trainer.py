@@ -169,6 +169,7 @@ def build_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     return _SummedGradientsSGD(
         learning_rate=LinearDecayToZero(config.initial_lr, config.max_iters),
         momentum=config.momentum,
+        name="sgd",
     )
 
 
