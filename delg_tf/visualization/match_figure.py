@@ -190,3 +190,100 @@ def _line_colors(count: int) -> list:
 
     cmap = colormaps["hsv"]
     return [cmap(i / max(count, 1)) for i in range(count)]
+
+
+def _label(position: int, entry: dict) -> str:
+    if position in set(np.asarray(entry.get("easy", []), int)) | set(
+        np.asarray(entry.get("hard", []), int)
+    ):
+        return "positive"
+    if position in set(np.asarray(entry.get("junk", []), int)):
+        return "junk"
+    return "negative"
+
+
+def write_query_figure(
+    ground_truth: dict,
+    images_dir: str,
+    query_store_path: str,
+    index_store_path: str,
+    output_path: str,
+    query: int = 0,
+    top_k: int = 5,
+    config: VerificationConfig = DEFAULT_CONFIG,
+    num_to_rerank: int = 100,
+    image_extension: str = ".jpg",
+) -> dict:
+    """Re-ranks one query (medium protocol) from feature stores and writes its match figure.
+
+    Args:
+      ground_truth: revisitop dict (`qimlist`, `imlist`, `gnd` with easy/hard/junk/bbx), as
+        `delg_tf.data.revisited_ground_truth.load_ground_truth` returns it.
+      images_dir: folder of `<name><image_extension>` for queries and index images.
+      query_store_path, index_store_path: feature stores of the queries and the index.
+      output_path: PNG to write.
+      query: query number in `qimlist`.
+      top_k: results drawn.
+      config: matching and RANSAC settings (as the re-ranking evaluated).
+      num_to_rerank: non-junk images verified.
+      image_extension: extension of the image files.
+
+    Returns:
+      {"query": name, "top": [(name, label, inliers)], "matched_inliers": int}.
+    """
+    from delg_tf.evaluation.revisited import protocol_ground_truth
+    from delg_tf.extraction.feature_store import FeatureStore
+    from delg_tf.extraction.image_inputs import ImageRecord, load_image
+    from delg_tf.retrieval import store_retrieval
+    from delg_tf.retrieval.reranking import make_inlier_counter, rerank
+
+    query_names, index_names = ground_truth["qimlist"], ground_truth["imlist"]
+    if not 0 <= query < len(query_names):
+        raise ValueError(f"query {query} out of range: the ground truth has {len(query_names)}")
+    entry = ground_truth["gnd"][query]
+    query_store, index_store = FeatureStore(query_store_path), FeatureStore(index_store_path)
+    similarities, ranks = store_retrieval.global_ranking(
+        query_store, index_store, [query_names[query]], index_names
+    )
+    query_features = query_store.local_features(query_names[query])
+    index_features = store_retrieval.local_features_by_position(index_store, index_names)
+    counter = make_inlier_counter(query_features, index_features, config)
+    _, junk = protocol_ground_truth(entry, "medium")
+    new_ranks, inliers = rerank(ranks[0], similarities[0], counter, junk, num_to_rerank)
+
+    def image(name: str, bbox=None) -> np.ndarray:
+        record = ImageRecord(name, f"{images_dir}/{name}{image_extension}", bbox)
+        return load_image(record, -1)[0]  # full resolution: the features' pixel frame
+
+    junk_set = {int(i) for i in np.asarray(junk).ravel()}
+    # rerank verified the first num_to_rerank non-junk images of the global ranking.
+    verified = set([int(i) for i in ranks[0] if int(i) not in junk_set][:num_to_rerank])
+    results = []
+    for rank, position in enumerate(new_ranks[:top_k], start=1):
+        position = int(position)
+        results.append(
+            Result(
+                image(index_names[position]),
+                index_names[position],
+                rank,
+                _label(position, entry),
+                int(inliers[position]) if position in verified else None,
+            )
+        )
+    matched = results[0]
+    matches = inlier_matches(query_features, index_features(int(new_ranks[0])), config)
+    query_image = image(query_names[query], tuple(float(v) for v in entry["bbx"]))
+    figure = match_figure(
+        query_image,
+        query_names[query],
+        results,
+        matched,
+        matches,
+        title=f"query {query_names[query]}: top {len(results)} after re-ranking (medium)",
+    )
+    figure.savefig(output_path, format="png")
+    return {
+        "query": query_names[query],
+        "top": [(r.name, r.label, r.num_inliers) for r in results],
+        "matched_inliers": matches.num_inliers,
+    }

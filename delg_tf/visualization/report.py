@@ -72,14 +72,14 @@ def text_table(metrics: Mapping[str, Mapping[str, Any]], kappas: Sequence[int]) 
     names = list(metrics)
     width = max([len(n) for n in names] + [5])
     columns = [f"{p} {c}" for p in PROTOCOLS for c in ["mAP", *(f"mP@{k}" for k in kappas)]]
-    lines = [" " * width + "".join(f"{c:>12}" for c in columns)]
+    lines = [" " * width + "".join(f"{c:>13}" for c in columns)]
     for name in names:
         cells = []
         for protocol in PROTOCOLS:
             values = metrics[name].get(protocol, {})
             cells.append(_number(values.get("mAP")))
             cells.extend(_number(values.get("mP@k", {}).get(str(k))) for k in kappas)
-        lines.append(f"{name:<{width}}" + "".join(f"{c:>12}" for c in cells))
+        lines.append(f"{name:<{width}}" + "".join(f"{c:>13}" for c in cells))
     return "\n".join(lines) + "\n"
 
 
