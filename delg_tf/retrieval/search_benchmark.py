@@ -86,6 +86,7 @@ class SearchSetting:
       recall: recall@k against exact search (1.0 for exact itself).
       build_seconds: time to build the index (0 for exact: it keeps a reference).
       memory_bytes: bytes the index holds (descriptors, lists, graph), estimated.
+      index_params: how the index was built (e.g. "nlist=1264, trained on 100000 rows").
     """
 
     name: str
@@ -94,6 +95,7 @@ class SearchSetting:
     recall: float
     build_seconds: float = 0.0
     memory_bytes: int = 0
+    index_params: str = ""
 
     @property
     def queries_per_second_runs(self) -> list[float]:
@@ -158,6 +160,10 @@ def benchmark_search(
         index.build(index_descriptors)
         build_seconds = time.perf_counter() - start
         memory = faiss_index_bytes(kind, num_rows, dim, index.nlist or 0, index.hnsw_m)
+        if kind == "hnsw":
+            params = f"M={index.hnsw_m}, efConstruction={index.ef_construction}"
+        else:
+            params = f"nlist={index.nlist}, trained on {min(num_rows, index.train_size)} rows"
         for value in values:
             setattr(index, attribute, value)
             index.search(queries[:8], k)
@@ -170,6 +176,7 @@ def benchmark_search(
                     recall_at_k(found, truth),
                     build_seconds,
                     memory,
+                    params,
                 )
             )
         del index

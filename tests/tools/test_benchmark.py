@@ -77,7 +77,7 @@ def test_quick_run_writes_every_figure_finite_with_its_runs(tmp_path):
         assert key in machine, key
     assert set(machine["versions"]) >= {"tensorflow", "keras", "numpy", "faiss"}
     assert set(doc["part_seconds"]) == set(EXPECTED)
-    assert doc["skipped"] == []
+    assert doc["skipped"] == [] and doc["max_rss_gib"] > 0
 
     figures = {f["name"]: f for f in doc["figures"]}
     assert len(figures) == len(doc["figures"]), "figure names must be unique"
