@@ -708,7 +708,14 @@ def main(argv):
 
     start = time.time()
     machine = machine_description()
-    print(f"load average before: {machine['load_average_1_5_15']}", flush=True)
+    load = machine["load_average_1_5_15"]
+    print(f"load average before: {load}", flush=True)
+    if load and machine["logical_cores"] and load[0] > 0.5 * machine["logical_cores"]:
+        print(
+            f"WARNING: 1-minute load {load[0]:.1f} on {machine['logical_cores']} cores: other "
+            "processes share the CPU and the figures will not be the machine's.",
+            flush=True,
+        )
     report = Report()
     parts = [p for p in PARTS if p in FLAGS.parts]
     timings = {}
