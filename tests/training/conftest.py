@@ -48,6 +48,17 @@ def write_records(directory: str, *, shards: int = 2, per_shard: int = 32, seed:
     return directory
 
 
+@pytest.fixture(autouse=True)
+def _separate_collective_keys():
+    """Gives each test's MirroredStrategy its own collective keys.
+
+    Strategies over the same devices otherwise reuse group and instance keys within a process,
+    and a collective traced in float64 by one test (test_losses) aborts the same key traced in
+    float32 by a later one. TF's own strategy_combinations bump this base between tests too.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
+
+
 @pytest.fixture(scope="session")
 def tiny_records(tmp_path_factory) -> str:
     return write_records(str(tmp_path_factory.mktemp("tiny_records")))
