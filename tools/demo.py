@@ -71,9 +71,10 @@ _DEF(
     os.environ.get("DELG_DEMO_OUTPUT_DIR", "demo_output"),
     "Where every stage writes (env DELG_DEMO_OUTPUT_DIR).",
 )
+_ENV_PRESET = os.environ.get("DELG_DEMO_PRESET", "demo")
 flags.DEFINE_enum(
     "preset",
-    os.environ.get("DELG_DEMO_PRESET", "demo"),
+    _ENV_PRESET if _ENV_PRESET in PRESETS else "demo",
     PRESETS,
     "Size of the synthetic data and of the training run (env DELG_DEMO_PRESET). 'tiny' is a "
     "seconds-scale smoke run whose numbers mean nothing.",
@@ -401,9 +402,11 @@ def build_stages(
                 f"--logdir={paths.logdir('untrained')}",
                 "--validation_file_pattern=",
                 # One step at learning rate 0 leaves every weight at its seeded random
-                # initialisation; only BatchNorm's moving statistics take one update (1%).
+                # initialisation; only BatchNorm's moving statistics take one update (1%), from
+                # a first batch made reproducible by the deterministic input order.
                 "--max_iters=1",
                 "--initial_lr=0",
+                "--deterministic_input",
             ],
             identity=flagfile_identity,
             outputs=(paths.logdir("untrained"),),
@@ -682,6 +685,8 @@ def main(argv: list[str]) -> int:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if bool(FLAGS.revisited_gnd) != bool(FLAGS.revisited_images_dir):
         raise app.UsageError("--revisited_gnd and --revisited_images_dir go together")
+    if _ENV_PRESET not in PRESETS:
+        raise app.UsageError(f"DELG_DEMO_PRESET={_ENV_PRESET!r}: choose one of {PRESETS}")
     if not os.path.isfile(FLAGS.train_flagfile):
         raise app.UsageError(f"--train_flagfile {FLAGS.train_flagfile}: no such file")
     preset = "tiny" if FLAGS.tiny else FLAGS.preset

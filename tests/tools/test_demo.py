@@ -6,6 +6,7 @@ metrics are complete and sane, not that the network learns (the demo preset's jo
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -104,6 +105,16 @@ def test_usage_errors(tmp_path):
     result = _run_demo(tmp_path, f"--train_flagfile={tmp_path / 'none.flags'}")
     assert result.returncode != 0
     assert "none.flags: no such file" in result.stderr
+    env = {**os.environ, "DELG_DEMO_PRESET": "huge"}
+    result = subprocess.run(
+        [sys.executable, "-m", "delg_tools.demo", f"--output_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "DELG_DEMO_PRESET='huge'" in result.stderr
 
 
 def test_demo_metrics_converts_evaluate_output_to_percent(tmp_path):
