@@ -28,12 +28,34 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.training.config import write_text_atomically
+from delg_tf.training.config import TrainConfig
+from delg_tf.training.preflight import FlagError
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_CONFIG_FILE = "model_config.json"
 TRAIN_CONFIG_FILE = "train_config.json"
 FLAGS_FILE = "flags.txt"
+# TrainConfig fields that define the model; a resumed run must not change them.
+MODEL_FIELDS = (
+    "backbone",
+    "num_classes",
+    "block3_strides",
+    "delg_embedding_layer_dim",
+    "use_autoencoder",
+    "autoencoder_dimensions",
+)
+
+
+def write_text_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one.
+
+    Unlike `delg_tf.data.atomic_files` this goes through `tf.io.gfile`, like the checkpoints,
+    so a logdir may be on any filesystem TF can write (e.g. gs:// for TPU runs).
+    """
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def checkpoint_dir(logdir: str) -> str:
@@ -81,6 +103,36 @@ def write_model_config(model_config: dict, logdir: str) -> str:
     path = os.path.join(logdir, MODEL_CONFIG_FILE)
     write_text_atomically(path, json.dumps(export_model_config(model_config), indent=2))
     return path
+
+
+def write_run_files(
+    logdir: str, config: TrainConfig, model_config: dict, flags_text: str | None
+) -> None:
+    """Writes `train_config.json`, `model_config.json` and (if given) `flags.txt` to `logdir`."""
+    tf.io.gfile.makedirs(logdir)
+    write_text_atomically(os.path.join(logdir, TRAIN_CONFIG_FILE), config.to_json())
+    write_model_config(model_config, logdir)
+    if flags_text is not None:
+        write_text_atomically(os.path.join(logdir, FLAGS_FILE), flags_text)
+
+
+def check_resumed_config(config: TrainConfig, logdir: str) -> None:
+    """Refuses to resume a logdir whose model differs (the restore error would be cryptic).
+
+    Raises:
+      FlagError: naming the first model-defining flag that differs from `train_config.json`.
+    """
+    path = os.path.join(logdir, TRAIN_CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        previous = json.load(f)
+    for field in MODEL_FIELDS:
+        if field in previous and previous[field] != getattr(config, field):
+            raise FlagError(
+                f"--{field}={getattr(config, field)} but the run in {logdir} was trained with "
+                f"{previous[field]}; use a new --logdir."
+            )
 
 
 def all_finite(variables) -> bool:

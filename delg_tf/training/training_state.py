@@ -1,0 +1,96 @@
+"""What a run trains and checkpoints: the model, its optimizer and the global step.
+
+All three are created inside `strategy.scope()`, under the run's Keras dtype policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+
+import keras
+import tensorflow as tf
+
+from delg_tf.models import DelgModel
+from delg_tf.training.config import TrainConfig
+from delg_tf.training.optimizer import build_optimizer
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """The trainable state of a run.
+
+    Attributes:
+      model: the `DelgModel`, built for `[None, S, S, 3]` inputs.
+      optimizer: `build_optimizer(config)`, with its slots built.
+      step: int64 global step (optimizer updates applied).
+    """
+
+    model: DelgModel
+    optimizer: keras.optimizers.Optimizer
+    step: tf.Variable
+
+
+@contextlib.contextmanager
+def global_dtype_policy(name: str | None) -> Iterator[None]:
+    """Sets the global Keras dtype policy inside the block (None: leaves it), then restores it."""
+    previous = keras.mixed_precision.global_policy()
+    if name is not None:
+        keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def model_kwargs(config: TrainConfig, backbone_weights: str | None, synchronized_bn: bool):
+    """`DelgModel` arguments for a training config (official flag names -> model names)."""
+    return dict(
+        num_classes=config.num_classes,
+        backbone=config.backbone,
+        backbone_weights=backbone_weights,
+        block3_strides=config.block3_strides,
+        gem_power=config.delg_gem_power,
+        embedding_dim=config.delg_embedding_layer_dim,
+        arcface_scale=config.delg_scale_factor_init,
+        arcface_margin=config.delg_arcface_margin,
+        use_autoencoder=config.use_autoencoder,
+        autoencoder_dim=config.autoencoder_dimensions,
+        synchronized_bn=synchronized_bn,
+    )
+
+
+def build_training_state(
+    config: TrainConfig, strategy: tf.distribute.Strategy, resuming: bool
+) -> TrainingState:
+    """Creates the model, optimizer and step in `strategy`'s scope.
+
+    Args:
+      config: the run's settings.
+      strategy: the run's strategy.
+      resuming: a checkpoint will be restored; the backbone then comes from it, so
+        `config.imagenet_checkpoint` is not read.
+    """
+    policy = "mixed_bfloat16" if config.mixed_precision else None
+    with global_dtype_policy(policy), strategy.scope():
+        model = DelgModel(
+            **model_kwargs(
+                config,
+                backbone_weights=None if resuming else config.imagenet_checkpoint,
+                synchronized_bn=config.sync_batch_norm and strategy.num_replicas_in_sync > 1,
+            )
+        )
+        model.build((None, config.image_size, config.image_size, 3))
+        optimizer = build_optimizer(config)
+        # Built inside the scope: slot variables created lazily in the first step fail under
+        # MirroredStrategy (environment.md §4, pitfall 1).
+        optimizer.build(model.trainable_variables)
+        step = tf.Variable(
+            0,
+            dtype=tf.int64,
+            trainable=False,
+            name="step",
+            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+        )
+    return TrainingState(model, optimizer, step)
