@@ -14,7 +14,7 @@ import os
 
 import tensorflow as tf
 
-from delg_tf.data import example_schema
+from delg_tf.data import example_schema, reader
 
 RELABELING_FILE = "relabeling.csv"
 
@@ -34,12 +34,10 @@ def match_files(flag_name: str, pattern: str) -> list[str]:
     """
     if not pattern:
         raise FlagError(f"--{flag_name} is required.")
-    files = []
-    for part in pattern.split(","):
-        files.extend(tf.io.gfile.glob(part.strip()))
-    if not files:
-        raise FlagError(f"--{flag_name}={pattern} matches no file.")
-    return sorted(set(files))
+    try:
+        return reader.list_files([part.strip() for part in pattern.split(",")])
+    except ValueError:
+        raise FlagError(f"--{flag_name}={pattern} matches no file.") from None
 
 
 def read_relabeling(path: str) -> int:
