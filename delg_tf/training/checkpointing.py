@@ -10,8 +10,8 @@ The logdir contract (the export tool relies on it and must not import this packa
   Export rebuilds `DelgModel.from_config(config)`, calls it once on a small input, and runs
   `tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(<logdir>/checkpoints))
   .expect_partial()`.
-- `<logdir>/train_config.json`: the resolved `TrainConfig`; `<logdir>/flags.txt`: the flags, in
-  a form `--flagfile` accepts.
+- `<logdir>/train_config.json`: the resolved `TrainConfig` (a resumed run must keep its
+  `MODEL_FIELDS`); `<logdir>/flags.txt`: the flags, in a form `--flagfile` accepts.
 
 Crash safety comes from TF's checkpoint protocol: the data and index files are written first and
 the `checkpoint` state file is replaced atomically afterwards, so a kill -9 at any moment leaves
@@ -49,8 +49,8 @@ MODEL_FIELDS = (
 def write_text_atomically(path: str, text: str) -> None:
     """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one.
 
-    Unlike `delg_tf.data.atomic_files` this goes through `tf.io.gfile`, like the checkpoints,
-    so a logdir may be on any filesystem TF can write (e.g. gs:// for TPU runs).
+    Not `delg_tf.data.atomic_files` (local disks only): this goes through `tf.io.gfile`, like
+    the checkpoints next to these files and the export code that reads them.
     """
     tmp = f"{path}.tmp-{os.getpid()}"
     with tf.io.gfile.GFile(tmp, "w") as f:

@@ -1,21 +1,16 @@
 """The DELG training run: builds everything for a config, then trains, reports and saves.
 
-One code path for every tf.distribute strategy. The pieces live in their own files:
+One code path for every tf.distribute strategy. Each piece has its own file:
 `training_state` (model, optimizer, step), `inputs` (training and validation batches),
 `train_step` (the step, the compiled multi-step loop and its guards), `evaluation`
 (validation accuracy), `reporting` (console, TensorBoard, metrics.jsonl) and `checkpointing`
 (the logdir's files). This file decides when each happens.
 
-Deviations from the official `train.py` (delg_reference.md §2.3), each deliberate:
-- Gradients are clipped after the all-reduce (the official code clips each replica's partial
-  gradient), so the update does not depend on the replica count.
-- The ImageNet backbone weights are loaded when the model is built, before step 0; the official
-  code ran one training step first and then overwrote the backbone, so its heads and momentum
-  kept an update computed with random backbone weights.
-- Labels outside [0, num_classes) stop the run naming the step (the official code clipped them
-  to [0, num_classes], itself out of range).
-- A NaN/Inf loss or gradient norm stops the run naming the step and the loss term, without
-  saving: the last checkpoint on disk is the last good state.
+Deviations from the official `train.py` (delg_reference.md §2.3), each deliberate: gradients
+are clipped after the all-reduce, and bad labels or a NaN/Inf loss stop the run unsaved (both
+in `train_step`); the ImageNet backbone weights are loaded when the model is built, before step
+0 (the official code ran one step with a random backbone first, so its heads and momentum kept
+that update), and not re-read on resume.
 """
 
 from __future__ import annotations
