@@ -666,7 +666,7 @@ def _report_stage(paths: Paths, preset: str, seed: int, times: dict[str, StageTi
         "untrained model": "same flags and seed, weights at their random initialisation "
         "(one step at learning rate 0)",
     }
-    stage_seconds = {name: t.seconds if t.ran else None for name, t in times.items()}
+    stage_seconds = {name: (t.seconds, t.ran) for name, t in times.items()}
     text = report.render_report(
         paths.output_dir,
         metrics,

@@ -83,16 +83,13 @@ def text_table(metrics: Mapping[str, Mapping[str, Any]], kappas: Sequence[int]) 
     return "\n".join(lines) + "\n"
 
 
-def _timings_table(stage_seconds: Mapping[str, float | None]) -> str:
+def _timings_table(stage_seconds: Mapping[str, tuple[float, bool]]) -> str:
     lines = ["| stage | wall time (s) |", "|---|---|"]
     total = 0.0
-    for stage, seconds in stage_seconds.items():
-        if seconds is None:
-            lines.append(f"| {stage} | skipped (finished by an earlier run) |")
-        else:
-            total += seconds
-            lines.append(f"| {stage} | {seconds:.1f} |")
-    lines.append(f"| **total (this run)** | **{total:.1f}** |")
+    for stage, (seconds, ran) in stage_seconds.items():
+        total += seconds
+        lines.append(f"| {stage} | {seconds:.1f}" + ("" if ran else " (an earlier run)") + " |")
+    lines.append(f"| **total** | **{total:.1f}** |")
     return "\n".join(lines) + "\n"
 
 
@@ -101,7 +98,7 @@ def render_report(
     metrics: Mapping[str, Mapping[str, Any]],
     kappas: Sequence[int],
     figures: Sequence[Figure],
-    stage_seconds: Mapping[str, float | None],
+    stage_seconds: Mapping[str, tuple[float, bool]],
     setup: Mapping[str, Any],
     notes: Sequence[str] = (),
 ) -> str:
@@ -112,7 +109,8 @@ def render_report(
       metrics: see `results_table`.
       kappas: k of the mP@k columns.
       figures: PNGs to show, in order.
-      stage_seconds: {stage: wall seconds, or None if it was skipped}, in pipeline order.
+      stage_seconds: {stage: (wall seconds, whether this run ran it or an earlier one did)},
+        in pipeline order.
       setup: what was run (dataset, preset, model, training), shown as a list of `key: value`.
       notes: extra sentences shown after the table (e.g. whether the learning check passed).
     """

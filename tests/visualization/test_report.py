@@ -43,15 +43,16 @@ def test_render_and_write_report(tmp_path):
         METRICS,
         (1, 5, 10),
         [figure],
-        {"synthetic": 12.5, "tfrecords": None, "train": 100.0},
+        {"synthetic": (12.5, True), "tfrecords": (2.0, False), "train": (100.0, True)},
         {"preset": "demo"},
         notes=["Learning check: passed."],
     )
     assert "![training curves](figures/training_curves.png)" in text
     assert "- preset: demo" in text
     assert "- Learning check: passed." in text
-    assert "| tfrecords | skipped (finished by an earlier run) |" in text
-    assert "| **total (this run)** | **112.5** |" in text
+    assert "| tfrecords | 2.0 (an earlier run) |" in text
+    assert "| train | 100.0 |" in text
+    assert "| **total** | **114.5** |" in text
     path = tmp_path / "out" / "report.md"
     report.write_report(str(path), text)
     assert path.read_text(encoding="utf-8") == text
