@@ -76,3 +76,22 @@ def test_non_chief_writes_nothing(tmp_path):
     log.record({"step": 1})
     log.close()
     assert os.listdir(tmp_path) == []
+
+
+def test_metrics_log_goes_through_gfile_and_keeps_earlier_complete_lines():
+    # ram:// is a tf.io.gfile filesystem that builtin open() cannot reach, like gs://.
+    logdir = "ram://summaries_test/run"
+    tf.io.gfile.makedirs(logdir)
+    path = f"{logdir}/metrics.jsonl"
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write('{"step": 1}\n{"step": 2, "tot')  # an earlier run cut mid-line
+    log = summaries.RunLog(logdir, chief=True)
+    log.record({"step": 3, "total": 1.5})
+    with tf.io.gfile.GFile(path) as f:
+        assert f.read() == '{"step": 1}\n{"step": 3, "total": 1.5}\n'
+    log.record({"step": 4, "validation": {"global_accuracy": 0.5}})
+    log.close()
+    with tf.io.gfile.GFile(path) as f:
+        lines = [json.loads(line) for line in f.read().splitlines()]
+    assert [entry["step"] for entry in lines] == [1, 3, 4]
+    assert tf.io.gfile.listdir(logdir) == ["metrics.jsonl", "train_logs"]  # no temporary left
