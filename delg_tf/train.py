@@ -1,9 +1,14 @@
-"""Trains DELG: `delg-train --flagfile=experiments/r50_gldv2_clean.flags --logdir=...`.
+"""Trains DELG: `delg-train --flagfile=experiments/r50_delg_gldv2_clean.flags --logdir=...`.
 
 A thin absl binary: flags -> `TrainConfig` -> `delg_tf.training.trainer.train`. Flag names are
 those of the official `research/delf/delf/python/training/train.py` wherever one exists, so
 official command lines keep working; `--autoencoder_dimensions` is an int here (the official
 DEFINE_float is rejected by Keras 3 as a Conv2D filter count).
+
+The input is TFRecords (`--train_file_pattern`) or any prepared TFDS image-classification
+dataset (`--tfds_name`, e.g. `--tfds_name=cifar10 --tfds_data_dir=~/tensorflow_datasets`);
+`--num_classes` then defaults to the dataset's label feature. Nothing is downloaded: prepare the
+dataset first with `tfds build`.
 
 Runs resume automatically from `<logdir>/checkpoints`. SIGTERM (preemption) or Ctrl-C saves a
 checkpoint and exits cleanly; a NaN/Inf loss or a bad label stops with a message naming the step
@@ -23,7 +28,9 @@ FLAGS = flags.FLAGS
 # --- Official train.py flags (same names and defaults unless noted).
 flags.DEFINE_string("logdir", "/tmp/delf", "Where checkpoints, summaries and configs go.")
 flags.DEFINE_string(
-    "train_file_pattern", None, "Glob (comma-separated globs allowed) of training TFRecords."
+    "train_file_pattern",
+    None,
+    "Glob (comma-separated globs allowed) of training TFRecords; required unless --tfds_name.",
 )
 flags.DEFINE_string(
     "validation_file_pattern",
@@ -65,7 +72,27 @@ flags.DEFINE_integer("autoencoder_dimensions", 128, "Local descriptor size (auto
 # --- Added here.
 flags.DEFINE_string("backbone", "resnet50", "Backbone: resnet50, resnet101 or resnet_tiny.")
 flags.DEFINE_integer(
-    "num_classes", None, "Training classes; default: the rows of relabeling.csv next to the data."
+    "num_classes",
+    None,
+    "Training classes; default: the rows of relabeling.csv next to the data, or the class count "
+    "of --tfds_label_key.",
+)
+flags.DEFINE_string(
+    "tfds_name",
+    "",
+    "Train from this prepared TFDS image-classification dataset instead of TFRecords (e.g. "
+    "'cifar10', 'mnist:3.*.*'); empty: use --train_file_pattern. Never downloads.",
+)
+flags.DEFINE_string(
+    "tfds_data_dir", "", "TFDS data directory of --tfds_name; empty: the TFDS default."
+)
+flags.DEFINE_string("tfds_split", "train", "TFDS training split, e.g. 'train[:90%]'.")
+flags.DEFINE_string(
+    "tfds_validation_split", "", "TFDS validation split, e.g. 'test'; empty: no validation."
+)
+flags.DEFINE_string("tfds_image_key", "image", "TFDS feature holding the image.")
+flags.DEFINE_string(
+    "tfds_label_key", "label", "TFDS feature holding the class (a ClassLabel gives its count)."
 )
 flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy.")
 flags.DEFINE_string("tpu", "", "TPU name or grpc:// address for --strategy=tpu.")
@@ -108,14 +135,38 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
             "--delg_global_features=false (DELF-only training) is not supported; DELG trains "
             "global and local features together."
         )
-    preflight.match_files("train_file_pattern", values.train_file_pattern)
-    num_classes = preflight.resolve_num_classes(
-        values.num_classes, values.train_file_pattern, values.dataset_version
+    train_file_pattern = values.train_file_pattern or ""
+    preflight.check_input_source(
+        train_file_pattern=train_file_pattern,
+        validation_file_pattern=values.validation_file_pattern,
+        tfds_name=values.tfds_name,
+        tfds_split=values.tfds_split,
+        tfds_validation_split=values.tfds_validation_split,
     )
+    if values.tfds_name:
+        # Metadata only: the splits are opened by the trainer, after the strategy exists.
+        num_classes = preflight.resolve_tfds_num_classes(
+            values.num_classes,
+            name=values.tfds_name,
+            data_dir=values.tfds_data_dir,
+            image_key=values.tfds_image_key,
+            label_key=values.tfds_label_key,
+        )
+    else:
+        preflight.match_files("train_file_pattern", train_file_pattern)
+        num_classes = preflight.resolve_num_classes(
+            values.num_classes, train_file_pattern, values.dataset_version
+        )
     return TrainConfig(
         logdir=values.logdir,
-        train_file_pattern=values.train_file_pattern,
+        train_file_pattern=train_file_pattern,
         validation_file_pattern=values.validation_file_pattern,
+        tfds_name=values.tfds_name,
+        tfds_data_dir=values.tfds_data_dir,
+        tfds_split=values.tfds_split,
+        tfds_validation_split=values.tfds_validation_split,
+        tfds_image_key=values.tfds_image_key,
+        tfds_label_key=values.tfds_label_key,
         num_classes=num_classes,
         seed=values.seed,
         initial_lr=values.initial_lr,

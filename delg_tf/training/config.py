@@ -19,14 +19,23 @@ class TrainConfig:
     """Everything one training run needs, resolved (no FLAGS, no defaults left implicit).
 
     Attributes mirror the flags of `delg_tf/train.py`; see its help for the meaning of each.
-    `num_classes` is resolved (from the flag, relabeling.csv or the dataset version) before the
-    config is built.
+    `num_classes` is resolved (from the flag, relabeling.csv, the dataset version or the TFDS
+    label feature) before the config is built. The input is either TFRecords
+    (`train_file_pattern`, optional `validation_file_pattern`) or a prepared TFDS dataset
+    (`tfds_name` and the other `tfds_*` fields), never both.
     """
 
     logdir: str
-    train_file_pattern: str
     num_classes: int
+    train_file_pattern: str = ""
     validation_file_pattern: str = ""
+    # TFDS input (used instead of TFRecords when `tfds_name` is set).
+    tfds_name: str = ""
+    tfds_data_dir: str = ""
+    tfds_split: str = "train"
+    tfds_validation_split: str = ""
+    tfds_image_key: str = "image"
+    tfds_label_key: str = "label"
     seed: int = 0
     # Optimisation (official: SGD momentum 0.9, lr 0.01 linear decay to 0, global-norm clip 10).
     initial_lr: float = 0.01
@@ -71,6 +80,16 @@ class TrainConfig:
     summary_images: int = 4
 
     def __post_init__(self) -> None:
+        # Imported here so that defining the binary's flags does not import TensorFlow.
+        from delg_tf.training.preflight import check_input_source
+
+        check_input_source(
+            train_file_pattern=self.train_file_pattern,
+            validation_file_pattern=self.validation_file_pattern,
+            tfds_name=self.tfds_name,
+            tfds_split=self.tfds_split,
+            tfds_validation_split=self.tfds_validation_split,
+        )
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy={self.strategy!r}; expected one of {STRATEGIES}.")
         positive = (
@@ -90,6 +109,11 @@ class TrainConfig:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
         if self.initial_lr < 0:
             raise ValueError(f"--initial_lr must be >= 0, got {self.initial_lr}.")
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the run validates (a validation file pattern or TFDS validation split)."""
+        return bool(self.tfds_validation_split if self.tfds_name else self.validation_file_pattern)
 
     @property
     def resolved_eval_batches(self) -> int:

@@ -110,17 +110,13 @@ class Trainer:
         flags_text: str | None = None,
     ):
         self.config = config
-        train_files = preflight.match_files("train_file_pattern", config.train_file_pattern)
-        validation_files = (
-            preflight.match_files("validation_file_pattern", config.validation_file_pattern)
-            if config.validation_file_pattern
-            else None
-        )
+        # TFRecord lists (None for a TFDS run, which reads `config.tfds_name`).
+        train_files, validation_files = preflight.input_files(config)
         if config.op_determinism:
             tf.config.experimental.enable_op_determinism()
         # Before any TF op: multi-worker collectives must be configured at program start.
         self.strategy = strategy or build_strategy(config.strategy, config.tpu)
-        preflight.check_labels(train_files, config.num_classes)
+        preflight.check_input(config, train_files)
         self.chief = is_chief(self.strategy)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % replicas:
@@ -171,7 +167,7 @@ class Trainer:
                 validation_dataset(validation_files, config, self.strategy, normalization),
                 config.num_classes,
             )
-            if validation_files
+            if config.has_validation
             else None
         )
         self._train_steps = TrainSteps(config, self.strategy, state, train_input.next_batch)
