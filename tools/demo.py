@@ -40,7 +40,7 @@ Your own data instead of the synthetic landmarks (flags, or the environment vari
       .mat or .json), with --revisited_images_dir (DELG_DEMO_REVISITED_IMAGES_DIR) holding
       <name>.jpg for every query and index image; replaces the synthetic test set.
   --train_flagfile (DELG_DEMO_TRAIN_FLAGFILE): delg-train flags, e.g.
-      experiments/r50_gldv2_clean.flags for a real run.
+      experiments/r50_delg_gldv2_clean.flags for a real run.
 """
 
 from __future__ import annotations
