@@ -6,22 +6,30 @@
       --image_set=query --output_features_dir=roxf_query/
 
 Settings (scales, threshold, max features, max image size) come from the export; the flags
-below override them. Rerunning on the same --output_features_dir resumes; unreadable images are
-skipped and listed in the store (and in the log).
+below override them. A SavedModel with the same `serving_default` signature but not written by
+delg-export (no settings asset) takes the official DELG extraction defaults and needs
+--attention_threshold. Rerunning on the same --output_features_dir resumes; unreadable
+images are skipped and listed in the store (and in the log).
 """
 
 from __future__ import annotations
 
 import os
 
+import tensorflow as tf
 from absl import app, flags, logging
 
-from delg_tf.export.export_settings import read_settings
+from delg_tf.export.export_settings import SETTINGS_FILENAME, read_settings, settings_path
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, extract_to_store
 from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_path", None, "SavedModel written by delg-export.")
+flags.DEFINE_string(
+    "model_path",
+    None,
+    "SavedModel written by delg-export, or another with its serving_default signature (then "
+    "--attention_threshold is required).",
+)
 flags.DEFINE_string("output_features_dir", None, "Feature store directory (resumed if present).")
 flags.DEFINE_string("images_dir", None, "Image folder (alone: every image under it).")
 flags.DEFINE_string("image_list", None, "Text file of image paths relative to --images_dir.")
@@ -49,21 +57,45 @@ def _records():
     raise app.UsageError("give --images_dir, --image_list or --dataset_file_path")
 
 
+def _options(model_path: str) -> ExtractionOptions:
+    """The export's settings asset with the flags' overrides; the flags alone without one."""
+    if not any(
+        tf.io.gfile.exists(os.path.join(model_path, name))
+        for name in ("saved_model.pb", "saved_model.pbtxt")
+    ):
+        raise app.UsageError(f"--model_path={model_path} is not a SavedModel directory")
+    settings = None
+    if tf.io.gfile.exists(settings_path(model_path)):
+        settings = read_settings(model_path)
+    else:
+        logging.warning(
+            "%s has no assets/%s (not written by delg-export): using the flags and the official "
+            "DELG extraction defaults.",
+            model_path,
+            SETTINGS_FILENAME,
+        )
+    try:
+        options = ExtractionOptions.from_settings(
+            settings,
+            attention_threshold=FLAGS.attention_threshold,
+            max_feature_num=FLAGS.max_feature_num,
+            max_image_size=FLAGS.max_image_size,
+            image_scales=[float(s) for s in FLAGS.image_scales] if FLAGS.image_scales else None,
+            global_scales_ind=[int(i) for i in FLAGS.global_scales_ind]
+            if FLAGS.global_scales_ind
+            else None,
+        )
+    except ValueError as error:
+        raise app.UsageError(f"{model_path}: {error}") from None
+    logging.info("Extraction settings: %s", options)
+    return options
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     records = _records()
-    settings = read_settings(FLAGS.model_path)
-    options = ExtractionOptions.from_settings(
-        settings,
-        attention_threshold=FLAGS.attention_threshold,
-        max_feature_num=FLAGS.max_feature_num,
-        max_image_size=FLAGS.max_image_size,
-        image_scales=[float(s) for s in FLAGS.image_scales] if FLAGS.image_scales else None,
-        global_scales_ind=[int(i) for i in FLAGS.global_scales_ind]
-        if FLAGS.global_scales_ind
-        else None,
-    )
+    options = _options(FLAGS.model_path)
     extractor = SavedModelExtractor(FLAGS.model_path, options)
     os.makedirs(FLAGS.output_features_dir, exist_ok=True)
     with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:

@@ -20,7 +20,14 @@ import numpy as np
 import tensorflow as tf
 import tqdm
 
-from delg_tf.export.export_settings import ExportSettings, read_settings
+from delg_tf.export.export_settings import (
+    DEFAULT_GLOBAL_SCALES_IND,
+    DEFAULT_IMAGE_SCALES,
+    DEFAULT_MAX_FEATURE_NUM,
+    DEFAULT_MAX_IMAGE_SIZE,
+    ExportSettings,
+    read_settings,
+)
 from delg_tf.export.postprocessing import (
     aggregate_global_descriptors,
     keypoint_locations,
@@ -51,20 +58,44 @@ class ExtractionOptions:
     max_image_size: int
 
     @classmethod
-    def from_settings(cls, settings: ExportSettings, **overrides) -> ExtractionOptions:
-        """Options from an export's settings; `overrides` with value None are ignored."""
-        values = {
-            "image_scales": list(settings.image_scales),
-            "global_scales_ind": list(settings.global_scales_ind),
-            "attention_threshold": settings.attention_threshold,
-            "max_feature_num": settings.max_feature_num,
-            "max_image_size": settings.max_image_size,
-        }
+    def from_settings(cls, settings: ExportSettings | None, **overrides) -> ExtractionOptions:
+        """Options from an export's settings; `overrides` with value None are ignored.
+
+        Args:
+          settings: the export's settings asset, or None for a SavedModel that has none (not
+            written by delg-export, with the same `serving_default` signature): the official
+            DELG extraction defaults are used then, and `attention_threshold` must be given in
+            `overrides` (it depends on the model).
+          **overrides: field name -> value (None: keep the settings' value).
+
+        Raises:
+          ValueError: without an attention threshold, or with scale indices out of range.
+        """
+        if settings is None:
+            values = {
+                "image_scales": list(DEFAULT_IMAGE_SCALES),
+                "global_scales_ind": list(DEFAULT_GLOBAL_SCALES_IND),
+                "attention_threshold": None,
+                "max_feature_num": DEFAULT_MAX_FEATURE_NUM,
+                "max_image_size": DEFAULT_MAX_IMAGE_SIZE,
+            }
+        else:
+            values = {
+                "image_scales": list(settings.image_scales),
+                "global_scales_ind": list(settings.global_scales_ind),
+                "attention_threshold": settings.attention_threshold,
+                "max_feature_num": settings.max_feature_num,
+                "max_image_size": settings.max_image_size,
+            }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["attention_threshold"] is None:
             raise ValueError(
                 "the export has no attention_threshold: run delg-calibrate-threshold on it, or "
                 "pass --attention_threshold"
+                if settings is not None
+                else "a SavedModel without delg-export's settings asset needs "
+                "--attention_threshold (the other settings default to the official DELG "
+                "extraction config)"
             )
         bad = [i for i in values["global_scales_ind"] if not 0 <= i < len(values["image_scales"])]
         if bad:

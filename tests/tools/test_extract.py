@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
 from fake_export import export_brightness_model  # noqa: E402
 
 from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
+from delg_tf.export.export_settings import settings_path  # noqa: E402
 from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
 
 
@@ -68,3 +70,45 @@ def test_folder_with_bad_image_and_threshold_override(tmp_path):
     store = FeatureStore(out)
     assert store.ids == ["white"] and [i for i, _ in store.failures] == ["bad"]
     assert len(store.local_features("white")["attention"]) == 5
+
+
+def test_savedmodel_without_settings_asset_takes_the_settings_from_flags(tmp_path):
+    model = str(tmp_path / "export")
+    settings = export_brightness_model(model, max_image_size=200)
+    bare = str(tmp_path / "bare")
+    shutil.copytree(model, bare)
+    os.remove(settings_path(bare))  # as a SavedModel not written by delg-export
+    images = tmp_path / "photos"
+    images.mkdir()
+    pixels = np.zeros([64, 96, 3], np.uint8)
+    pixels[16:48, 40:80] = 255
+    Image.fromarray(pixels).save(images / "block.png")
+
+    refused = run_tool(f"--model_path={bare}", f"--images_dir={images}",
+                       f"--output_features_dir={tmp_path / 'refused'}")  # fmt: skip
+    assert refused.returncode == 1
+    assert "needs --attention_threshold" in refused.stderr
+    assert not os.path.exists(tmp_path / "refused")
+
+    from_asset = str(tmp_path / "from_asset")
+    result = run_tool(f"--model_path={model}", f"--images_dir={images}",
+                      f"--output_features_dir={from_asset}")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    from_flags = str(tmp_path / "from_flags")
+    result = run_tool(
+        f"--model_path={bare}", f"--images_dir={images}", f"--output_features_dir={from_flags}",
+        f"--attention_threshold={settings.attention_threshold}",
+        f"--image_scales={','.join(str(s) for s in settings.image_scales)}",
+        f"--global_scales_ind={','.join(str(i) for i in settings.global_scales_ind)}",
+        f"--max_image_size={settings.max_image_size}",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "has no assets/delg_export_settings.json" in result.stderr
+    # The same settings, by flags instead of the asset, give the same features.
+    a, b = FeatureStore(from_asset), FeatureStore(from_flags)
+    assert a.ids == b.ids == ["block"]
+    np.testing.assert_array_equal(a.global_descriptor("block"), b.global_descriptor("block"))
+    local_a, local_b = a.local_features("block"), b.local_features("block")
+    assert len(local_a["attention"]) > 0
+    for key in local_a:
+        np.testing.assert_array_equal(local_a[key], local_b[key], err_msg=key)
