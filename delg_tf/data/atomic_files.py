@@ -1,9 +1,16 @@
-"""Writing files so that a crash (even kill -9) leaves either the old file or the new one."""
+"""Writing files so that a crash (even kill -9) leaves either the old file or the new one.
+
+Every package writes its small local files (manifests, settings, metrics, reports) through here;
+`delg_tf.training.checkpointing` keeps its own writer because it goes through tf.io.gfile
+(gs:// logdirs).
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+from typing import Any
 
 
 def fsync_file(path: str) -> None:
@@ -15,8 +22,18 @@ def fsync_file(path: str) -> None:
         os.close(fd)
 
 
-def write_bytes_atomically(path: str, data: bytes) -> None:
-    """Writes `data` to a temporary file next to `path`, syncs it, then renames it over `path`."""
+def write_bytes_atomically(path: str, data: bytes, *, sync: bool = True) -> None:
+    """Writes `data` to a temporary file next to `path`, then renames it over `path`.
+
+    The temporary file is `.<name>.<random hex>.tmp` in `path`'s directory (which must exist) and
+    is removed if the write fails.
+
+    Args:
+        path: Destination file.
+        data: Its full new content.
+        sync: fsync the data before the rename, so even a power loss leaves the old or the new
+            file; without it only a process crash is covered (for files cheap to redo).
+    """
     directory = os.path.dirname(os.path.abspath(path))
     tmp_path = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
     # Mode 0o666 minus the umask, as a plain open() would give (mkstemp would give 0o600).
@@ -24,8 +41,9 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp_path, path)
     except BaseException:
         if os.path.exists(tmp_path):
@@ -33,6 +51,13 @@ def write_bytes_atomically(path: str, data: bytes) -> None:
         raise
 
 
-def write_text_atomically(path: str, text: str) -> None:
+def write_text_atomically(path: str, text: str, *, sync: bool = True) -> None:
     """UTF-8 version of `write_bytes_atomically`."""
-    write_bytes_atomically(path, text.encode("utf-8"))
+    write_bytes_atomically(path, text.encode("utf-8"), sync=sync)
+
+
+def write_json_atomically(
+    path: str, value: Any, *, indent: int | None = None, sort_keys: bool = False, sync: bool = True
+) -> None:
+    """Writes `json.dumps(value, indent=..., sort_keys=...)` via `write_text_atomically`."""
+    write_text_atomically(path, json.dumps(value, indent=indent, sort_keys=sort_keys), sync=sync)

@@ -22,11 +22,12 @@ import json
 import math
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from delg_tf.data.atomic_files import write_json_atomically
 
 INDEX_KEYS = ("easy", "hard", "junk")
 JSON_FORMAT_NAME = "delg_tf.revisited_ground_truth"
@@ -408,15 +409,4 @@ def save_ground_truth_json(path: str, gt: Mapping[str, Any]) -> None:
             for entry in clean["gnd"]
         ],
     }
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_gnd_", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    write_json_atomically(path, doc)

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from delg_tf.data import synthetic_photos, synthetic_scenes, synthetic_views
+from delg_tf.data.atomic_files import write_bytes_atomically
 
 INFO_FILENAME = "synthetic_info.json"
 GND_PICKLE = os.path.join("test", "gnd_synthetic.pkl")
@@ -150,16 +151,8 @@ def test_image_path(output_dir: str, name: str) -> str:
 
 def _atomic_write(path: str, data: bytes) -> None:
     """Writes via a hidden temporary file and a rename, so `path` is complete or absent."""
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    write_bytes_atomically(path, data, sync=False)
 
 
 def _palette(seed: int, num_palettes: int, *tags: int) -> list[tuple[int, int, int]]:

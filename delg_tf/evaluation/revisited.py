@@ -18,13 +18,13 @@ DELF count of positives found.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from delg_tf.data.atomic_files import write_text_atomically
 
 PROTOCOLS = ("easy", "medium", "hard")
 DEFAULT_KAPPAS = (1, 5, 10)
@@ -253,19 +253,7 @@ def save_metrics_file(
             per-protocol dicts of `compute_metrics`).
         kappas: The k values the arrays refer to.
     """
-    text = format_metrics(metrics, kappas)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=".tmp_metrics_", suffix=".txt", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    write_text_atomically(path, format_metrics(metrics, kappas))
 
 
 _BRACKETS = re.compile(r"^\[([^\[\]]*)\]\s*\[([^\[\]]*)\]$")

@@ -13,10 +13,11 @@ import dataclasses
 import json
 import math
 import os
-import tempfile
 from typing import Any
 
 import tensorflow as tf
+
+from delg_tf.data.atomic_files import write_text_atomically
 
 SETTINGS_FILENAME = "delg_export_settings.json"
 FORMAT_VERSION = 1
@@ -135,17 +136,8 @@ def read_settings(export_path: str) -> ExportSettings:
 def write_settings_file(path: str, settings: ExportSettings) -> None:
     """Writes settings atomically (a reader never sees a half-written file)."""
     settings.validate()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(settings.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text_atomically(path, settings.to_json())
 
 
 def set_attention_threshold(

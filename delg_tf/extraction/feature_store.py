@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np
 
+from delg_tf.data.atomic_files import write_json_atomically
+
 FORMAT_NAME = "delg-feature-store"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -52,15 +54,6 @@ class FeatureStoreError(ValueError):
 
 def _shard_name(index: int) -> str:
     return f"shard-{index:05d}"
-
-
-def _write_json_atomic(path: str, payload: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class _NpyStreamWriter:
@@ -300,7 +293,7 @@ class FeatureStoreWriter:
                 stream.abandon()
                 os.remove(stream.path)
         self._manifest["complete"] = True
-        _write_json_atomic(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
+        write_json_atomically(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
         self._closed = True
         self._lock_file.close()
 
@@ -360,7 +353,7 @@ class FeatureStoreWriter:
         self._manifest["num_images"] += len(self._ids)
         self._manifest["num_failures"] += len(self._failures)
         self._manifest["complete"] = False
-        _write_json_atomic(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
+        write_json_atomically(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
 
 
 # -- reading ----------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import abc
 import json
-import os
 from typing import Any
 
 import numpy as np
+
+from delg_tf.data.atomic_files import write_json_atomically
 
 SIDECAR_SUFFIX = ".json"
 
@@ -41,11 +42,9 @@ class SearchIndex(abc.ABC):
 
 def write_sidecar(path: str, kind: str, ids: list[str] | None, params: dict) -> None:
     """Atomically writes {"kind", "params", "ids"} next to an index file."""
-    sidecar = path + SIDECAR_SUFFIX
-    tmp = sidecar + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"kind": kind, "params": params, "ids": ids}, f)
-    os.replace(tmp, sidecar)
+    write_json_atomically(
+        path + SIDECAR_SUFFIX, {"kind": kind, "params": params, "ids": ids}, sync=False
+    )
 
 
 def read_sidecar(path: str, kind: str | None = None) -> dict:

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from delg_tf.data.atomic_files import write_text_atomically
+
 PROTOCOLS = ("medium", "hard")
 
 ROW_TITLES = {
@@ -135,9 +137,5 @@ def render_report(
 
 def write_report(path: str, text: str) -> None:
     """Writes `text` to `path` atomically (a crash leaves the old report or the new one)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_text_atomically(path, text, sync=False)
