@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -271,37 +271,52 @@ def _check_decoded(*, skip_corrupt: bool, is_training: bool, stats: ReadStats | 
     return check
 
 
-def parse_and_batch(
+def records_to_batches(
     ds: tf.data.Dataset,
+    decode: Callable[[tf.data.Dataset], tf.data.Dataset],
     *,
     batch_size: int,
     is_training: bool,
+    repeat: bool,
+    shuffle_buffer_size: int,
+    seeds: PipelineSeeds,
     image_size: int,
     normalization: str,
-    element_seed: int,
     augmentation: bool,
     random_flip: bool,
     deterministic: bool,
+    input_context: tf.distribute.InputContext | None,
 ) -> tf.data.Dataset:
-    """Parses `(element_index, decoded)` elements and batches them.
+    """The stages every pipeline shares: shuffle, repeat, number, decode, parse, batch.
 
-    Each element's randomness is seeded by `[element_seed, element_index]`, so a pipeline's
-    crops do not depend on map parallelism.
+    Records are numbered after shuffle and repeat, and each element's randomness is seeded by
+    `[seeds.elements, element_index]`, so a pipeline's crops do not depend on map parallelism.
 
     Args:
-      ds: dataset of `(int64 element_index, decoder.decode dict)`.
+      ds: dataset of still-encoded records (any structure `decode` accepts).
+      decode: maps a dataset of `(int64 element_index, record)` to one of
+        `(element_index, decoder.decode dict)`; it may drop elements.
       batch_size: batch size of this pipeline.
-      is_training, image_size, normalization, augmentation, random_flip: see `parser.parse`.
-      element_seed: first half of each element's stateless seed.
-      deterministic: keep element order fixed in the parallel map.
+      is_training: shuffle records, random crop, drop the last partial batch.
+      repeat: repeat forever.
+      shuffle_buffer_size: record shuffle buffer (training only).
+      seeds: this pipeline's seeds (`pipeline_seeds`).
+      image_size, normalization, augmentation, random_flip: see `parser.parse`.
+      deterministic: keep element order fixed in the parallel stages.
+      input_context: when set, tf.data auto-sharding is turned off (the caller shards).
 
     Returns:
       Dataset of `(images, labels)`: float32 `[B, S, S, 3]`, int32 `[B]`; the last partial batch
       is dropped in training so every step has the same shape.
     """
+    if is_training:
+        ds = ds.shuffle(shuffle_buffer_size, seed=seeds.records, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = decode(ds.enumerate())
 
     def parse_one(element_index, decoded):
-        seed = tf.stack([tf.constant(element_seed, tf.int64), tf.cast(element_index, tf.int64)])
+        seed = tf.stack([tf.constant(seeds.elements, tf.int64), tf.cast(element_index, tf.int64)])
         return parser.parse(
             decoded,
             is_training=is_training,
@@ -313,19 +328,13 @@ def parse_and_batch(
         )
 
     ds = ds.map(parse_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=is_training)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def dataset_options(
-    *, deterministic: bool, input_context: tf.distribute.InputContext | None
-) -> tf.data.Options:
-    """Options shared by the pipelines; auto-sharding is off when we shard ourselves."""
+    ds = ds.batch(batch_size, drop_remainder=is_training).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     if input_context is not None:
+        # We shard files or records ourselves.
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return options
+    return ds.with_options(options)
 
 
 def build_dataset(
@@ -414,32 +423,31 @@ def build_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=deterministic,
     )
-    if is_training:
-        ds = ds.shuffle(shuffle_buffer_size, seed=seeds.records, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.enumerate()
-    ds = ds.interleave(
-        lambda i, element: _decode_record(i, *element),
-        cycle_length=tf.data.AUTOTUNE,
-        block_length=1,
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic,
-    )
-    ds = ds.map(_check_decoded(skip_corrupt=skip_corrupt, is_training=is_training, stats=stats))
-    ds = ds.filter(lambda ok, element_index, decoded: ok)
-    ds = ds.map(lambda ok, element_index, decoded: (element_index, decoded))
-    ds = parse_and_batch(
+
+    def decode(numbered: tf.data.Dataset) -> tf.data.Dataset:
+        ds = numbered.interleave(
+            lambda i, element: _decode_record(i, *element),
+            cycle_length=tf.data.AUTOTUNE,
+            block_length=1,
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+        ds = ds.map(_check_decoded(skip_corrupt=skip_corrupt, is_training=is_training, stats=stats))
+        ds = ds.filter(lambda ok, element_index, decoded: ok)
+        return ds.map(lambda ok, element_index, decoded: (element_index, decoded))
+
+    return records_to_batches(
         ds,
+        decode,
         batch_size=batch_size,
         is_training=is_training,
+        repeat=repeat,
+        shuffle_buffer_size=shuffle_buffer_size,
+        seeds=seeds,
         image_size=image_size,
         normalization=normalization,
-        element_seed=seeds.elements,
         augmentation=augmentation,
         random_flip=random_flip,
         deterministic=deterministic,
-    )
-    return ds.with_options(
-        dataset_options(deterministic=deterministic, input_context=input_context)
+        input_context=input_context,
     )

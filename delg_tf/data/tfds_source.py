@@ -114,25 +114,22 @@ def build_tfds_dataset(
             decoder.ID: tf.constant(""),  # only the TFRecord reader reports record ids
         }
 
-    if is_training:
-        ds = ds.shuffle(shuffle_buffer_size, seed=seeds.records, reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.enumerate().map(
-        lambda index, example: (index, decode(example)),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=deterministic,
-    )
-    ds = reader.parse_and_batch(
+    return reader.records_to_batches(
         ds,
+        lambda numbered: numbered.map(
+            lambda index, example: (index, decode(example)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        ),
         batch_size=batch_size,
         is_training=is_training,
+        repeat=repeat,
+        shuffle_buffer_size=shuffle_buffer_size,
+        seeds=seeds,
         image_size=image_size,
         normalization=normalization,
-        element_seed=seeds.elements,
         augmentation=augmentation,
         random_flip=random_flip,
         deterministic=deterministic,
+        input_context=input_context,
     )
-    options = reader.dataset_options(deterministic=deterministic, input_context=input_context)
-    return ds.with_options(options)
