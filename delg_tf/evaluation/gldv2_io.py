@@ -20,7 +20,8 @@ import csv
 import dataclasses
 import logging
 import math
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 RECOGNITION = "recognition"
 RETRIEVAL = "retrieval"
@@ -109,6 +110,31 @@ def _check_task(path: str, found: str, task: str | None) -> str:
     return found
 
 
+def _rows(path: str, reader: Any, num_columns: int) -> Iterator[tuple[int, str, list[str]]]:
+    """Yields `(line, stripped test id, row)` for each non-blank row after the header.
+
+    Raises:
+        CsvFormatError: Naming file and line, for a wrong column count or an empty or repeated
+            test id.
+    """
+    seen: set[str] = set()
+    for row in reader:
+        line = reader.line_num
+        if not row:
+            continue
+        if len(row) != num_columns:
+            raise CsvFormatError(
+                f"{path}:{line}: expected {num_columns} columns, got {len(row)}: {row}"
+            )
+        test_id = row[0].strip()
+        if not test_id:
+            raise CsvFormatError(f"{path}:{line}: empty test id")
+        if test_id in seen:
+            raise CsvFormatError(f"{path}:{line}: test id {test_id!r} is repeated")
+        seen.add(test_id)
+        yield line, test_id, row
+
+
 def _parse_label(path: str, line: int, token: str) -> int:
     try:
         return int(token)
@@ -136,17 +162,8 @@ def read_solution(path: str, task: str | None = None) -> Solution:
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         task = _check_task(path, _task_from_column(path, _read_header(path, reader), 3), task)
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != 3:
-                raise CsvFormatError(f"{path}:{line}: expected 3 columns, got {len(row)}: {row}")
-            test_id, ground_truth, usage = row[0].strip(), row[1], row[2].strip()
-            if not test_id:
-                raise CsvFormatError(f"{path}:{line}: empty test id")
-            if test_id in public or test_id in private or test_id in ignored:
-                raise CsvFormatError(f"{path}:{line}: test id {test_id!r} is repeated")
+        for line, test_id, row in _rows(path, reader, 3):
+            ground_truth, usage = row[1], row[2].strip()
             if usage not in _USAGES:
                 raise CsvFormatError(
                     f"{path}:{line}: Usage {usage!r} for {test_id!r}, expected one of {_USAGES}"
@@ -192,22 +209,11 @@ def read_predictions(path: str, solution: Solution) -> Predictions:
             id or malformed recognition prediction.
     """
     predictions = Predictions(public={}, private={})
-    seen: set[str] = set()
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f)
         _check_task(path, _task_from_column(path, _read_header(path, reader), 2), solution.task)
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != 2:
-                raise CsvFormatError(f"{path}:{line}: expected 2 columns, got {len(row)}: {row}")
-            test_id, text = row[0].strip(), row[1]
-            if not test_id:
-                raise CsvFormatError(f"{path}:{line}: empty test id")
-            if test_id in seen:
-                raise CsvFormatError(f"{path}:{line}: test id {test_id!r} is repeated")
-            seen.add(test_id)
+        for line, test_id, row in _rows(path, reader, 2):
+            text = row[1]
             if test_id in solution.ignored:
                 predictions.num_ignored += 1
                 continue
