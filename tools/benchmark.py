@@ -488,29 +488,53 @@ def _training_gflops_per_image(s: Settings) -> float:
     return 3.0 * forward
 
 
-def run_model(s: Settings, report: Report, cache: dict) -> None:
+def _trainer_timings(s: Settings, work_dir: str, cache: dict, dtype: str, demo: bool = False):
+    """(loop seconds, bare-step seconds) per step of one Trainer; each config is built once."""
+    key = ("demo" if demo else s.backbone, dtype)
+    if key in cache:
+        return cache[key]
     from delg_tf.benchmark_utils import release_memory
-    from delg_tf.training.training_benchmark import backbone_step_seconds, delg_step_seconds
+    from delg_tf.training.config import TrainConfig
+    from delg_tf.training.trainer import Trainer
+    from delg_tf.training.training_benchmark import bare_step_seconds, loop_seconds
 
-    size = f"{s.image_size} px, batch {s.batch_size}, float32"
+    config = TrainConfig(
+        logdir=os.path.join(work_dir, f"train_{key[0]}_{dtype}"),
+        train_file_pattern=_training_pattern(s, work_dir),
+        num_classes=s.demo_num_classes if demo else s.num_classes,
+        backbone=s.demo_backbone if demo else s.backbone,
+        image_size=s.demo_image_size if demo else s.image_size,
+        batch_size=s.demo_batch_size if demo else s.batch_size,
+        mixed_precision=dtype == "bfloat16",
+        summary_images=1,
+    )
+    trainer = Trainer(config)
+    loop = loop_seconds(trainer, runs=s.repeats, steps_per_run=s.steps_per_run)
+    bare = bare_step_seconds(trainer, runs=s.repeats)
+    del trainer
+    release_memory()
+    cache[key] = (loop, bare)
+    return cache[key]
+
+
+def run_model(s: Settings, report: Report, work_dir: str, cache: dict) -> None:
+    from delg_tf.benchmark_utils import release_memory
+    from delg_tf.training.training_benchmark import backbone_step_seconds
+
+    size = f"{s.image_size} px, batch {s.batch_size}, float32, SGD momentum"
     bare = backbone_step_seconds(s.backbone, s.image_size, s.batch_size, s.repeats)
     release_memory()
-    if "delg_float32" not in cache:
-        cache["delg_float32"] = delg_step_seconds(
-            _model_kwargs(s.backbone, s.num_classes), s.image_size, s.batch_size, s.repeats
-        )
-    delg = cache["delg_float32"]
-    release_memory()
+    _, delg = _trainer_timings(s, work_dir, cache, "float32")
     report.add(
         _figure("model.bare_backbone_step_images_per_second",
                 [s.batch_size / t for t in bare], "images/s",
                 f"{s.backbone} (keras.applications, include_top=False) forward + backward + "
-                f"SGD-momentum, loss = mean(conv5); {size}")
+                f"update, loss = mean(conv5); {size}")
     )  # fmt: skip
     report.add(
         _figure("model.delg_step_images_per_second", [s.batch_size / t for t in delg],
                 "images/s", f"DELG forward + ArcFace({s.num_classes}) + 3 losses + backward + "
-                f"SGD-momentum on a constant batch; {size}")
+                f"update on a constant batch (the Trainer's model and optimizer); {size}")
     )  # fmt: skip
     report.add(
         _figure("model.heads_and_losses_overhead",
@@ -519,45 +543,13 @@ def run_model(s: Settings, report: Report, cache: dict) -> None:
     )  # fmt: skip
 
 
-def _trainer_config(s, work_dir, pattern, backbone, image_size, batch, classes, dtype, tag):
-    from delg_tf.training.config import TrainConfig
-
-    return TrainConfig(
-        logdir=os.path.join(work_dir, f"train_{tag}"),
-        train_file_pattern=pattern,
-        num_classes=classes,
-        backbone=backbone,
-        image_size=image_size,
-        batch_size=batch,
-        mixed_precision=dtype == "bfloat16",
-        max_iters=10**6,
-        summary_images=1,
-        strategy="default",
-    )
-
-
 def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache: dict) -> None:
-    from delg_tf.benchmark_utils import release_memory
-    from delg_tf.training.training_benchmark import delg_step_seconds, trainer_step_seconds
-
-    pattern = _training_pattern(s, work_dir)
     gflops = _training_gflops_per_image(s)
     loop_rates = {}
+    size = f"{s.image_size} px, batch {s.batch_size}, {s.num_classes} classes"
     for dtype in ("float32", "bfloat16"):
-        key = f"delg_{dtype}"
-        if key not in cache:
-            cache[key] = delg_step_seconds(
-                _model_kwargs(s.backbone, s.num_classes), s.image_size, s.batch_size, s.repeats,
-                compute_dtype=dtype,
-            )  # fmt: skip
-            release_memory()
-        bare = cache[key]
-        config = _trainer_config(s, work_dir, pattern, s.backbone, s.image_size, s.batch_size,
-                                 s.num_classes, dtype, dtype)  # fmt: skip
-        loop = trainer_step_seconds(config, runs=s.repeats, steps_per_run=s.steps_per_run)
-        release_memory()
+        loop, bare = _trainer_timings(s, work_dir, cache, dtype)
         name = f"training.{s.backbone}_{dtype}"
-        size = f"{s.image_size} px, batch {s.batch_size}, {s.num_classes} classes"
         rates = report.add(
             _figure(f"{name}.images_per_second", [s.batch_size / t for t in loop], "images/s",
                     f"Trainer loop (TFRecord pipeline, clip, schedule, checks); {size}")
@@ -565,8 +557,8 @@ def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache:
         loop_rates[dtype] = rates.runs
         report.add(
             _figure(f"{name}.loop_overhead", [r - 1.0 for r in _paired_ratio(loop, bare)],
-                    "fraction", "Trainer step time / bare DELG step time - 1 (paired runs)",
-                    "<=", 0.10)
+                    "fraction", "Trainer step time / bare step time of the same model and "
+                    "optimizer - 1 (paired runs)", "<=", 0.10)
         )  # fmt: skip
         if dtype == "float32":
             report.add(
@@ -580,11 +572,7 @@ def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache:
                 _paired_ratio(loop_rates["bfloat16"], loop_rates["float32"]), "x",
                 "mixed_bfloat16 / float32 training images/s", ">=", 1.0)
     )  # fmt: skip
-
-    demo = _trainer_config(s, work_dir, pattern, s.demo_backbone, s.demo_image_size,
-                           s.demo_batch_size, s.demo_num_classes, "float32", "demo")  # fmt: skip
-    loop = trainer_step_seconds(demo, runs=s.repeats, steps_per_run=s.steps_per_run)
-    release_memory()
+    loop, _ = _trainer_timings(s, work_dir, cache, "float32", demo=True)
     report.add(
         _figure("training.demo.images_per_second", [s.demo_batch_size / t for t in loop],
                 "images/s", f"Trainer loop, {s.demo_backbone}, {s.demo_image_size} px, batch "
@@ -732,7 +720,7 @@ def main(argv):
             elif part == "pipeline":
                 run_pipeline(settings, report, work_dir)
             elif part == "model":
-                run_model(settings, report, cache)
+                run_model(settings, report, work_dir, cache)
             elif part == "training":
                 run_training(settings, report, work_dir, peaks, cache)
             elif part == "extraction":

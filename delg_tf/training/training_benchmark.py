@@ -1,18 +1,21 @@
-"""Training step timings: bare backbone, DELG forward+losses+backward, and the whole training loop.
+"""Training step timings: bare backbone, bare DELG step, and the whole training loop.
 
-Three measurements at the same image size and batch, so their ratios isolate one cost each:
+Three measurements at the same image size, batch and optimizer (SGD momentum 0.9), so their
+ratios isolate one cost each:
 
 - `backbone_step_seconds`: the backbone alone (for ResNet50 the keras.applications network,
-  include_top=False) with a trivial loss on conv5, backward, SGD-momentum update.
-- `delg_step_seconds`: `DelgModel` forward, ArcFace logits, the three DELG losses, backward and
-  the same update, on a constant in-memory batch: the "bare" DELG step. Its ratio to the first is
-  what the DELG heads and losses add.
-- `trainer_step_seconds`: `Trainer.run_chunk`, i.e. the real loop (TFRecord input pipeline,
+  include_top=False) with a trivial loss on conv5, backward, update.
+- `bare_step_seconds`: a `Trainer`'s own model and optimizer running `train_step.forward_backward`
+  (forward, ArcFace, the three DELG losses, backward) and the update on a constant in-memory
+  batch. Its ratio to the first is what the DELG heads and losses add.
+- `TrainerTimer.loop_seconds`: `Trainer.run_chunk`, the real loop (TFRecord input pipeline,
   strategy.run, all-reduce, global-norm clipping, learning-rate schedule, health checks). Its
-  ratio to `delg_step_seconds` is what the loop adds.
+  ratio to the bare step of the same trainer is what the loop adds.
 
-Every function builds its own model (under the requested dtype policy) and returns per-step
-seconds of each timed run, after untimed warm-up calls (tracing, oneDNN kernel selection).
+Each function returns per-step seconds of each timed run, after untimed warm-up calls (tracing,
+oneDNN kernel selection). Keras' `optimizer.apply` inside a `tf.function` keeps a model's
+variables alive after the model is deleted, so the bare DELG step reuses the trainer's model and
+optimizer instead of building a second copy (~1.3 GB each with an 81313-class ArcFace).
 """
 
 from __future__ import annotations
@@ -20,15 +23,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.models import DelgModel
 from delg_tf.models.backbones import get_backbone
-from delg_tf.training.config import TrainConfig
 from delg_tf.training.train_step import forward_backward
 from delg_tf.training.trainer import Trainer
 from delg_tf.training.training_state import global_dtype_policy
@@ -43,28 +43,6 @@ def dtype_policy(compute_dtype: str) -> Iterator[None]:
         raise ValueError(f"compute_dtype must be one of {list(POLICIES)}, got {compute_dtype!r}")
     with global_dtype_policy(POLICIES[compute_dtype]):
         yield
-
-
-class _MomentumSGD:
-    """SGD with momentum 0.9 as two assigns per variable (keras SGD's arithmetic).
-
-    Keras 3's `optimizer.apply` inside a `tf.function` keeps every model's variables and slots
-    alive after the model is deleted (~1.3 GB per model with an 81313-class ArcFace), which a
-    process measuring several models cannot afford; these plain variables are freed.
-    """
-
-    def __init__(self, variables, learning_rate: float = 0.01, momentum: float = 0.9):
-        self.learning_rate = learning_rate
-        self.momentum = momentum
-        self.slots = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-
-    def apply(self, grads, variables) -> None:
-        for grad, variable, slot in zip(grads, variables, self.slots, strict=True):
-            if grad is None:
-                continue
-            grad = tf.cast(grad, slot.dtype)
-            slot.assign(self.momentum * slot - self.learning_rate * grad)
-            variable.assign_add(slot)
 
 
 def _time_step(step, args, runs: int, warmup: int) -> list[float]:
@@ -108,7 +86,8 @@ def backbone_step_seconds(
     keras.utils.set_random_seed(seed)
     with dtype_policy(compute_dtype):
         model = get_backbone(backbone, block3_strides=False)
-    optimizer = _MomentumSGD(model.trainable_variables)
+    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    optimizer.build(model.trainable_variables)
     images, _ = _batch(batch_size, image_size, 1, seed)
 
     @tf.function
@@ -123,51 +102,47 @@ def backbone_step_seconds(
     return _time_step(step, (images,), runs, warmup)
 
 
-def delg_step_seconds(
-    model_kwargs: dict[str, Any],
-    image_size: int = 512,
-    batch_size: int = 8,
-    runs: int = 3,
-    warmup: int = 1,
-    compute_dtype: str = "float32",
-    seed: int = 0,
+def bare_step_seconds(
+    trainer: Trainer, runs: int = 3, warmup: int = 1, seed: int = 0
 ) -> list[float]:
-    """Seconds per DELG forward + ArcFace + losses + backward + SGD step on a constant batch.
+    """Seconds per bare DELG step of `trainer`'s model and optimizer on a constant batch.
 
-    Args:
-      model_kwargs: `DelgModel` arguments (num_classes, backbone, ...).
-      image_size, batch_size, runs, warmup, compute_dtype, seed: as `backbone_step_seconds`.
+    Forward, ArcFace logits, the DELG losses and gradients (`train_step.forward_backward`, as the
+    loop runs them) and the optimizer update, in one `tf.function`: the loop minus the input
+    pipeline, the replica machinery, clipping and the checks. It updates the trainer's weights
+    (harmless for timing).
     """
-    keras.utils.set_random_seed(seed)
-    with dtype_policy(compute_dtype):
-        model = DelgModel(**model_kwargs)
-        model.build((None, image_size, image_size, 3))
-    optimizer = _MomentumSGD(model.trainable_variables)
-    images, labels = _batch(batch_size, image_size, model.num_classes, seed)
+    config = trainer.config
+    model, optimizer = trainer.model, trainer.optimizer
+    images, labels = _batch(trainer.per_replica_batch, config.image_size, config.num_classes, seed)
 
     @tf.function
     def step(x, y):
-        losses, grads, *_ = forward_backward(model, x, y, batch_size)
-        variables = model.trainable_variables
-        pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]
+        losses, grads, *_ = forward_backward(
+            model, x, y, config.batch_size,
+            attention_loss_weight=config.attention_loss_weight,
+            reconstruction_loss_weight=config.reconstruction_loss_weight,
+        )  # fmt: skip
+        pairs = [
+            (g, v) for g, v in zip(grads, model.trainable_variables, strict=True) if g is not None
+        ]
         optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         return losses["total"]
 
     return _time_step(step, (images, labels), runs, warmup)
 
 
-def trainer_step_seconds(
-    config: TrainConfig, runs: int = 3, steps_per_run: int = 2, warmup_steps: int = 1
+def loop_seconds(
+    trainer: Trainer, runs: int = 3, steps_per_run: int = 2, warmup_steps: int = 1
 ) -> list[float]:
     """Seconds per step of the real training loop (`Trainer.run_chunk`), per timed run.
 
     Args:
-      config: a fresh logdir (nothing to resume) and labelled TFRecords.
+      trainer: built on a fresh logdir (nothing to resume) and labelled TFRecords.
       runs: timed `run_chunk` calls.
       steps_per_run: steps per call (one compiled call runs them all).
       warmup_steps: steps of the untimed first call (it traces the loop).
     """
-    trainer = Trainer(config)
     first = trainer.run_chunk(warmup_steps)
     if not first.healthy:
         raise RuntimeError(f"benchmark training step was not healthy: {first.last}")
