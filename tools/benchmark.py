@@ -706,7 +706,7 @@ def main(argv):
         )
     report = Report()
     parts = [p for p in PARTS if p in FLAGS.parts]
-    timings = {}
+    timings, peak_rss = {}, {}
     with tempfile.TemporaryDirectory(prefix="delg_benchmark_", dir=FLAGS.work_dir) as work_dir:
         peaks, cache = {}, {}
         for part in parts:
@@ -726,6 +726,8 @@ def main(argv):
             elif part == "extraction":
                 run_extraction(settings, report, work_dir, peaks)
             timings[part] = time.time() - part_start
+            # Process peak so far (KiB on Linux): shows which part set the overall peak.
+            peak_rss[part] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         add_pipeline_headroom(settings, report)
     wall = time.time() - start
     print_table(report)
@@ -747,6 +749,7 @@ def main(argv):
                 "part_seconds": timings,
                 "load_average_after": load_after,
                 "max_rss_gib": max_rss_gib,
+                "peak_rss_gib_after_part": peak_rss,
                 "machine": machine,
                 "settings": dataclasses.asdict(settings) | {"quick": FLAGS.quick},
                 "parts": parts,

@@ -76,7 +76,7 @@ def test_quick_run_writes_every_figure_finite_with_its_runs(tmp_path):
     for key in ("cpu_model", "logical_cores", "memory_total_gib", "versions", "onednn_enabled"):
         assert key in machine, key
     assert set(machine["versions"]) >= {"tensorflow", "keras", "numpy", "faiss"}
-    assert set(doc["part_seconds"]) == set(EXPECTED)
+    assert set(doc["part_seconds"]) == set(doc["peak_rss_gib_after_part"]) == set(EXPECTED)
     assert doc["skipped"] == [] and doc["max_rss_gib"] > 0
 
     figures = {f["name"]: f for f in doc["figures"]}
