@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -56,6 +55,10 @@ import time
 from collections.abc import Callable
 
 from absl import app, flags
+
+from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.evaluation.demo_metrics import demo_metrics, learning_checks
+from delg_tf.visualization.report import ATTENTION_IMAGES
 
 PRESETS = ("tiny", "demo")
 KAPPAS = (1, 5, 10)
@@ -522,7 +525,6 @@ def _file_text(path: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------- figures
-ATTENTION_IMAGES = 3
 TOP_K = 5
 
 
@@ -567,65 +569,7 @@ def _figures_stage(paths: Paths) -> Callable[[str], str]:
     return run
 
 
-# ----------------------------------------------------------------------------- metrics
-def _percent(value) -> float | None:
-    if value is None or not math.isfinite(value):
-        return None
-    return 100.0 * float(value)
-
-
-def demo_metrics(untrained_json: str, trained_json: str) -> dict:
-    """The demo's metrics from two delg-evaluate metrics.json files, in percent.
-
-    Returns:
-      {"untrained", "trained_global", "trained_reranked"}, each
-      {"medium": {"mAP": float, "mP@k": {"1": float, ...}}, "hard": {...}}.
-
-    Raises:
-      ValueError: naming the file, if a protocol or value is missing.
-    """
-    rows = {
-        "untrained": (untrained_json, ""),
-        "trained_global": (trained_json, ""),
-        "trained_reranked": (trained_json, "_after_gv"),
-    }
-    out = {}
-    for row, (path, suffix) in rows.items():
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        kappas = data.get("kappas", [])
-        out[row] = {}
-        for protocol in ("medium", "hard"):
-            entry = data.get("metrics", {}).get(protocol + suffix)
-            if entry is None or len(entry.get("mP@k", [])) != len(kappas):
-                raise ValueError(f"{path}: no complete '{protocol + suffix}' metrics")
-            out[row][protocol] = {
-                "mAP": _percent(entry["mAP"]),
-                "mP@k": {str(k): _percent(v) for k, v in zip(kappas, entry["mP@k"], strict=True)},
-            }
-    return out
-
-
-def learning_checks(metrics: dict) -> list[str]:
-    """Sentences saying whether training and re-ranking helped (the demo's acceptance bar)."""
-    untrained = metrics["untrained"]["medium"]["mAP"]
-    trained = metrics["trained_global"]["medium"]["mAP"]
-    reranked = metrics["trained_reranked"]["medium"]["mAP"]
-    notes = []
-    if None in (untrained, trained, reranked):
-        return ["Some medium mAP is undefined (no query has positives)."]
-    ratio = trained / untrained if untrained > 0 else math.inf
-    notes.append(
-        f"Training: medium mAP {untrained:.2f} -> {trained:.2f} ({ratio:.2f}x the untrained "
-        f"network; target >= 2x: {'met' if ratio >= 2 else 'NOT met'})."
-    )
-    notes.append(
-        f"Re-ranking: medium mAP {trained:.2f} -> {reranked:.2f} "
-        f"({reranked - trained:+.2f} points; {'raised' if reranked > trained else 'NOT raised'})."
-    )
-    return notes
-
-
+# ----------------------------------------------------------------------------- report
 def _report_stage(paths: Paths, preset: str, seed: int, times: dict[str, StageTime]):
     from delg_tf.visualization import report
 
@@ -633,10 +577,7 @@ def _report_stage(paths: Paths, preset: str, seed: int, times: dict[str, StageTi
         os.path.join(paths.evaluation("untrained"), "metrics.json"),
         os.path.join(paths.evaluation("trained"), "metrics.json"),
     )
-    tmp = os.path.join(paths.output_dir, f".metrics.json.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(metrics, f, indent=2)
-    os.replace(tmp, os.path.join(paths.output_dir, "metrics.json"))
+    write_json_atomically(os.path.join(paths.output_dir, "metrics.json"), metrics, indent=2)
 
     figures = [
         report.Figure(

@@ -16,6 +16,8 @@ from typing import Any
 from delg_tf.data.atomic_files import write_text_atomically
 
 PROTOCOLS = ("medium", "hard")
+# Attention heatmaps the demo report shows (the query and its first results).
+ATTENTION_IMAGES = 3
 
 ROW_TITLES = {
     "untrained": "untrained network, global search",

@@ -14,7 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
-from delg_tools import demo
+from delg_tf.visualization.report import ATTENTION_IMAGES
 
 STAGES = (
     "synthetic",
@@ -83,7 +83,7 @@ def test_report_shows_the_table_and_valid_pngs(demo_run):
     figures = sorted((output_dir / "figures").glob("*.png"))
     names = [p.name for p in figures]
     assert "training_curves.png" in names and "query_matches.png" in names
-    assert sum(name.startswith("attention_") for name in names) == demo.ATTENTION_IMAGES
+    assert sum(name.startswith("attention_") for name in names) == ATTENTION_IMAGES
     for path in figures:
         assert f"(figures/{path.name})" in text
         with Image.open(path) as image:
@@ -115,27 +115,3 @@ def test_usage_errors(tmp_path):
     )
     assert result.returncode != 0
     assert "DELG_DEMO_PRESET='huge'" in result.stderr
-
-
-def test_demo_metrics_converts_evaluate_output_to_percent(tmp_path):
-    def write(name, metrics):
-        path = tmp_path / name
-        path.write_text(json.dumps({"kappas": [1, 5, 10], "metrics": metrics}))
-        return str(path)
-
-    entry = {"mAP": 0.25, "mP@k": [1.0, 0.5, 0.2], "mR@k": [0, 0, 0], "aps": [0.25]}
-    untrained = write("u.json", {"medium": entry, "hard": entry})
-    trained = write(
-        "t.json",
-        {"medium": entry, "hard": entry, "medium_after_gv": entry, "hard_after_gv": entry},
-    )
-    metrics = demo.demo_metrics(untrained, trained)
-    assert metrics["trained_reranked"]["hard"] == {
-        "mAP": 25.0,
-        "mP@k": {"1": 100.0, "5": 50.0, "10": 20.0},
-    }
-    with pytest.raises(ValueError, match="u.json: no complete 'medium_after_gv'"):
-        demo.demo_metrics(trained, untrained)
-    notes = demo.learning_checks(metrics)
-    assert "1.00x the untrained network; target >= 2x: NOT met" in notes[0]
-    assert "NOT raised" in notes[1]
