@@ -23,7 +23,6 @@ flags.DEFINE_integer("target_features", 1000, "Wanted features for the median im
 flags.DEFINE_integer("max_images", 200, "Most sample images used.")
 flags.DEFINE_integer("seed", 0, "Seed of the sample.")
 flags.DEFINE_bool("dry_run", False, "Print the threshold without writing it.")
-flags.mark_flags_as_required(["model_path", "images_dir"])
 
 
 def main(argv: list[str]) -> None:
@@ -49,6 +48,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(["model_path", "images_dir"])
     app.run(main)
 
 

@@ -41,8 +41,6 @@ flags.DEFINE_float("ransac_residual_threshold", 20.0, "RANSAC inlier residual bo
 flags.DEFINE_boolean("use_ratio_test", False, "Ratio test instead of a distance bound.")
 flags.DEFINE_integer("num_to_rerank", 100, "Non-junk images verified per query.", lower_bound=1)
 _REQUIRED = ("dataset_file_path", "query_features_dir", "index_features_dir", "output_dir")
-for _name in _REQUIRED:
-    flags.mark_flag_as_required(_name)
 _FLAG_NAMES = _REQUIRED + (
     "use_geometric_verification",
     "local_descriptor_matching_threshold",
@@ -130,6 +128,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(_REQUIRED)
     app.run(main)
 
 

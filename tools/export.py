@@ -38,7 +38,6 @@ flags.DEFINE_integer("max_image_size", DEFAULT_MAX_IMAGE_SIZE, "Longest image si
 flags.DEFINE_float(
     "attention_threshold", None, "Attention threshold, if known (else calibrate after export)."
 )
-flags.mark_flags_as_required(["ckpt_path", "export_path"])
 
 
 def main(argv: list[str]) -> None:
@@ -74,6 +73,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(["ckpt_path", "export_path"])
     app.run(main)
 
 

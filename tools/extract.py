@@ -42,7 +42,6 @@ flags.DEFINE_list("image_scales", None, "Override the pyramid scales.")
 flags.DEFINE_list("global_scales_ind", None, "Override the global scale indices.")
 flags.DEFINE_integer("shard_size", 1000, "Images per store shard (the unit of resume).")
 flags.DEFINE_integer("num_decode_threads", 2, "Parallel image decoders.")
-flags.mark_flags_as_required(["model_path", "output_features_dir"])
 
 
 def _records():
@@ -123,6 +122,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(["model_path", "output_features_dir"])
     app.run(main)
 
 

@@ -19,7 +19,6 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("predictions_path", None, "CSV with columns id,landmarks or id,images.")
 flags.DEFINE_string("solution_path", None, "CSV with columns id,landmarks|images,Usage.")
 flags.DEFINE_enum("task", "auto", ["auto", *gldv2_io.TASKS], "Task; auto reads the header.")
-flags.mark_flags_as_required(["predictions_path", "solution_path"])
 
 _RULE = "**********************************************"
 
@@ -91,6 +90,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(["predictions_path", "solution_path"])
     app.run(main)
 
 

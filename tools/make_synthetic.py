@@ -41,7 +41,6 @@ _OVERRIDES = {
 }
 for _name, _help in _OVERRIDES.items():
     flags.DEFINE_integer(_name, None, _help + " Default: from --preset.")
-flags.mark_flag_as_required("output_dir")
 
 
 def main(argv: list[str]) -> None:
@@ -74,6 +73,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flag_as_required("output_dir")
     app.run(main)
 
 

@@ -15,7 +15,6 @@ flags.DEFINE_string("image_path", None, "Image to show.")
 flags.DEFINE_string("output_path", None, "PNG to write.")
 flags.DEFINE_float("attention_threshold", None, "Override the export's attention threshold.")
 flags.DEFINE_integer("max_image_size", None, "Override the export's max image size.")
-flags.mark_flags_as_required(["model_path", "image_path", "output_path"])
 
 
 def main(argv: list[str]) -> None:
@@ -32,6 +31,9 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
+    # Required here, not at import: tests import several binaries into one process, and an
+    # import-time requirement would make every other binary's flag parsing fail.
+    flags.mark_flags_as_required(["model_path", "image_path", "output_path"])
     app.run(main)
 
 
