@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from delg_tf.models import ArcFace
+from delg_tf.models.arcface import arcface_cosine_with_margin
 
 SCALE, MARGIN = 45.25, 0.1
 
@@ -115,3 +116,32 @@ def test_serialization_round_trip():
     assert clone.get_config() == layer.get_config()
     clone.set_weights(layer.get_weights())
     np.testing.assert_allclose(clone(x, labels=np.array([1, 2]), training=True), expected)
+
+
+def test_scaled_matmul_equals_normalising_the_weights_first():
+    # cos = (l2n(x) @ W) / ||W[:, c]||, the layer's form, against l2n(x) @ l2n(W): values and
+    # gradients w.r.t. x and W must agree.
+    rng = np.random.default_rng(7)
+    x = tf.constant(rng.normal(size=(6, 12)).astype(np.float32))
+    w = rng.normal(size=(12, 9)).astype(np.float32) * rng.uniform(0.1, 5.0, size=(1, 9))
+    labels = tf.constant(rng.integers(0, 9, size=6))
+    layer = _layer_with_kernel(w.astype(np.float32))
+    upstream = tf.constant(rng.normal(size=(6, 9)).astype(np.float32))
+
+    def normalise_first(x, kernel):
+        x_unit = tf.math.l2_normalize(x, axis=1)
+        cos = tf.matmul(x_unit, tf.math.l2_normalize(kernel, axis=0))
+        return SCALE * arcface_cosine_with_margin(cos, labels, MARGIN)
+
+    results = []
+    for fn in (
+        lambda: layer(x, labels=labels, training=True),
+        lambda: normalise_first(x, layer.kernel),
+    ):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            logits = fn()
+            loss = tf.reduce_sum(logits * upstream)
+        results.append([logits, *tape.gradient(loss, [x, layer.kernel])])
+    for got, want in zip(results[0], results[1], strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
