@@ -3,7 +3,8 @@
 Per step (on each replica): forward pass, the three DELG losses (each divided by the global
 batch, so the sum over replicas is replica-invariant), one backward pass, an all-reduce of the
 gradients, clipping of the *global* gradient by its global norm (10), and an SGD-momentum update
-with the learning rate decaying linearly to 0. `steps_per_loop` steps run inside one
+with the learning rate decaying linearly to 0 (the clip factor is folded into that step's learning
+rate, see optimizer.py). `steps_per_loop` steps run inside one
 `tf.function` call (a `tf.range` loop around `strategy.run`), which keeps the Python overhead off
 the step on accelerators.
 
@@ -103,6 +104,19 @@ def forward_backward(
     return losses, grads, logits, outputs["attention_logits"], outputs["attention"]
 
 
+def clip_factor(grad_norm: tf.Tensor, clip_norm: float) -> tf.Tensor:
+    """The factor `tf.clip_by_global_norm` multiplies every gradient by: min(1, clip / norm).
+
+    The optimizer folds it into the learning rate instead of rescaling ~250M gradient values.
+    A NaN/Inf norm gives NaN, as in `tf.clip_by_global_norm`; the health check stops the run.
+    """
+    clip_norm = tf.constant(clip_norm, grad_norm.dtype)
+    factor = clip_norm / tf.maximum(grad_norm, clip_norm)
+    return tf.where(
+        tf.math.is_finite(grad_norm), factor, tf.constant(float("nan"), grad_norm.dtype)
+    )
+
+
 class TrainSteps:
     """Runs training steps on `state`, up to `num_steps` per compiled call.
 
@@ -181,9 +195,11 @@ class TrainSteps:
         summed = tf.distribute.get_replica_context().all_reduce(
             tf.distribute.ReduceOp.SUM, [g for g, _ in pairs]
         )
-        clipped, grad_norm = tf.clip_by_global_norm(summed, config.clip_norm)
+        grad_norm = tf.linalg.global_norm(summed)
         learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
-        optimizer.apply(clipped, [v for _, v in pairs])
+        optimizer.apply_scaled(
+            summed, [v for _, v in pairs], clip_factor(grad_norm, config.clip_norm)
+        )
 
         per_scalar = {
             **losses,
