@@ -1,34 +1,35 @@
 """Training step timings: bare backbone, bare DELG step, and the whole training loop.
 
-Three measurements at the same image size, batch and optimizer (SGD momentum 0.9), so their
+Three steps at the same image size, batch and optimizer (fused SGD momentum 0.9), so their
 ratios isolate one cost each:
 
-- `backbone_step_seconds`: the backbone alone (for ResNet50 the keras.applications network,
+- `backbone_step`: the backbone alone (for ResNet50 the keras.applications network,
   include_top=False) with a trivial loss on conv5, backward, update.
-- `bare_step_seconds`: a `Trainer`'s own model and optimizer running `train_step.forward_backward`
+- `bare_step`: a `Trainer`'s own model and optimizer running `train_step.forward_backward`
   (forward, ArcFace, the three DELG losses, backward) and the update on a constant in-memory
   batch. Its ratio to the first is what the DELG heads and losses add.
-- `TrainerTimer.loop_seconds`: `Trainer.run_chunk`, the real loop (TFRecord input pipeline,
-  strategy.run, all-reduce, global-norm clipping, learning-rate schedule, health checks). Its
-  ratio to the bare step of the same trainer is what the loop adds.
+- `loop_steps`: `Trainer.run_chunk`, the real loop (TFRecord input pipeline, strategy.run,
+  all-reduce, global-norm clipping, learning-rate schedule, health checks). Its ratio to the
+  bare step of the same trainer is what the loop adds.
 
-Each function returns per-step seconds of each timed run, after untimed warm-up calls (tracing,
-oneDNN kernel selection). Keras' `optimizer.apply` inside a `tf.function` keeps a model's
-variables alive after the model is deleted, so the bare DELG step reuses the trainer's model and
-optimizer instead of building a second copy (~1.3 GB each with an 81313-class ArcFace).
+Each returns a callable that runs steps and returns how many; `interleaved_seconds` times them in
+turn. Keras' `optimizer.apply` inside a `tf.function` keeps a model's variables alive after the
+model is deleted, so the bare DELG step reuses the trainer's model and optimizer instead of
+building a second copy (~1.3 GB each with an 81313-class ArcFace).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from delg_tf.models.backbones import get_backbone
+from delg_tf.training.optimizer import sgd_momentum
 from delg_tf.training.train_step import forward_backward
 from delg_tf.training.trainer import Trainer
 from delg_tf.training.training_state import global_dtype_policy
@@ -45,14 +46,29 @@ def dtype_policy(compute_dtype: str) -> Iterator[None]:
         yield
 
 
-def _time_step(step, args, runs: int, warmup: int) -> list[float]:
-    for _ in range(warmup):
-        step(*args).numpy()
-    seconds = []
+def interleaved_seconds(
+    steps: dict[str, Callable[[], int]], runs: int = 3, warmup: int = 1
+) -> dict[str, list[float]]:
+    """Seconds per step of each callable, timed in turn within every run.
+
+    Each callable runs some steps and returns how many. Alternating them makes run i of every
+    callable see the same machine state, so ratios of paired runs cancel most of the drift of a
+    shared VM (a separate phase per callable does not: the ratio moved by +-6 points between runs).
+
+    Args:
+      steps: name -> callable; called `warmup` untimed times first (tracing, kernel selection).
+      runs: timed calls of each.
+      warmup: untimed calls of each first.
+    """
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    seconds = {name: [] for name in steps}
     for _ in range(runs):
-        start = time.perf_counter()
-        step(*args).numpy()
-        seconds.append(time.perf_counter() - start)
+        for name, step in steps.items():
+            start = time.perf_counter()
+            count = step()
+            seconds[name].append((time.perf_counter() - start) / count)
     return seconds
 
 
@@ -63,30 +79,27 @@ def _batch(batch_size: int, image_size: int, num_classes: int, seed: int):
     return images, labels
 
 
-def backbone_step_seconds(
+def backbone_step(
     backbone: str = "resnet50",
     image_size: int = 512,
     batch_size: int = 8,
-    runs: int = 3,
-    warmup: int = 1,
     compute_dtype: str = "float32",
     seed: int = 0,
-) -> list[float]:
-    """Seconds per forward+backward+SGD step of the bare backbone (loss: mean of conv5).
+) -> Callable[[], int]:
+    """One forward+backward+SGD step of the bare backbone (loss: mean of conv5) per call.
 
     Args:
       backbone: registry name; "resnet50" is keras.applications.ResNet50(include_top=False).
       image_size: input side S of the [B, S, S, 3] batch.
       batch_size: B.
-      runs: timed steps.
-      warmup: untimed steps first (the first one traces).
       compute_dtype: "float32" or "bfloat16" (mixed_bfloat16 policy).
       seed: weights and batch seed.
     """
     keras.utils.set_random_seed(seed)
     with dtype_policy(compute_dtype):
         model = get_backbone(backbone, block3_strides=False)
-    optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
+    # The trainer's optimizer (fused SGD momentum), so only the model differs between the steps.
+    optimizer = sgd_momentum(0.01, momentum=0.9)
     optimizer.build(model.trainable_variables)
     images, _ = _batch(batch_size, image_size, 1, seed)
 
@@ -99,13 +112,15 @@ def backbone_step_seconds(
         optimizer.apply(grads, model.trainable_variables)
         return loss
 
-    return _time_step(step, (images,), runs, warmup)
+    def run() -> int:
+        step(images).numpy()
+        return 1
+
+    return run
 
 
-def bare_step_seconds(
-    trainer: Trainer, runs: int = 3, warmup: int = 1, seed: int = 0
-) -> list[float]:
-    """Seconds per bare DELG step of `trainer`'s model and optimizer on a constant batch.
+def bare_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
+    """One bare DELG step of `trainer`'s model and optimizer on a constant batch per call.
 
     Forward, ArcFace logits, the DELG losses and gradients (`train_step.forward_backward`, as the
     loop runs them) and the optimizer update, in one `tf.function`: the loop minus the input
@@ -129,25 +144,25 @@ def bare_step_seconds(
         optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
         return losses["total"]
 
-    return _time_step(step, (images, labels), runs, warmup)
+    def run() -> int:
+        step(images, labels).numpy()
+        return 1
+
+    return run
 
 
-def loop_seconds(
-    trainer: Trainer, runs: int = 3, steps_per_run: int = 2, warmup_steps: int = 1
-) -> list[float]:
-    """Seconds per step of the real training loop (`Trainer.run_chunk`), per timed run.
+def loop_steps(trainer: Trainer, steps_per_run: int = 2) -> Callable[[], int]:
+    """`steps_per_run` steps of the real training loop (`Trainer.run_chunk`) per call.
 
     Args:
       trainer: built on a fresh logdir (nothing to resume) and labelled TFRecords.
-      runs: timed `run_chunk` calls.
-      steps_per_run: steps per call (one compiled call runs them all).
-      warmup_steps: steps of the untimed first call (it traces the loop).
+      steps_per_run: steps per call (one compiled call runs them all; the first call traces).
     """
-    first = trainer.run_chunk(warmup_steps)
-    if not first.healthy:
-        raise RuntimeError(f"benchmark training step was not healthy: {first.last}")
-    seconds = []
-    for _ in range(runs):
+
+    def run() -> int:
         chunk = trainer.run_chunk(steps_per_run)
-        seconds.append(chunk.seconds / chunk.steps)
-    return seconds
+        if not chunk.healthy:
+            raise RuntimeError(f"benchmark training step was not healthy: {chunk.last}")
+        return chunk.steps
+
+    return run
