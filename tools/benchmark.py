@@ -489,8 +489,8 @@ def _training_gflops_per_image(s: Settings) -> float:
 
 
 def _trainer_timings(s: Settings, work_dir: str, cache: dict, dtype: str, demo: bool = False):
-    """Paired per-step seconds of one Trainer: "loop", "bare" and, for the R50 float32 trainer,
-    the bare keras "backbone" step, timed in turn. Each configuration is built once."""
+    """Paired per-step seconds of one Trainer: "loop", "bare", "forward" and, for the R50 float32
+    trainer, the bare keras "backbone" step, timed in turn. Each configuration is built once."""
     key = ("demo" if demo else s.backbone, dtype)
     if key in cache:
         return cache[key]
@@ -500,6 +500,7 @@ def _trainer_timings(s: Settings, work_dir: str, cache: dict, dtype: str, demo: 
     from delg_tf.training.training_benchmark import (
         backbone_step,
         bare_step,
+        forward_step,
         interleaved_seconds,
         loop_steps,
     )
@@ -515,7 +516,11 @@ def _trainer_timings(s: Settings, work_dir: str, cache: dict, dtype: str, demo: 
         summary_images=1,
     )
     trainer = Trainer(config)
-    steps = {"loop": loop_steps(trainer, s.steps_per_run), "bare": bare_step(trainer)}
+    steps = {
+        "loop": loop_steps(trainer, s.steps_per_run),
+        "bare": bare_step(trainer),
+        "forward": forward_step(trainer),
+    }
     if not demo and dtype == "float32":
         steps["backbone"] = backbone_step(s.backbone, s.image_size, s.batch_size, dtype)
     cache[key] = interleaved_seconds(steps, runs=s.repeats)
@@ -546,6 +551,19 @@ def run_model(s: Settings, report: Report, work_dir: str, cache: dict) -> None:
     )  # fmt: skip
 
 
+def _add_model_rates(report: Report, name: str, timings: dict, batch_size: int, size: str) -> None:
+    """The model's forward and forward+backward+update images/s from a trainer's timings."""
+    report.add(
+        _figure(f"{name}.forward_images_per_second", [batch_size / t for t in timings["forward"]],
+                "images/s", f"DELG model forward, inference mode, constant batch; {size}")
+    )  # fmt: skip
+    report.add(
+        _figure(f"{name}.forward_backward_images_per_second",
+                [batch_size / t for t in timings["bare"]], "images/s",
+                f"bare DELG step: forward, losses, backward, update, constant batch; {size}")
+    )  # fmt: skip
+
+
 def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache: dict) -> None:
     gflops = _training_gflops_per_image(s)
     loop_rates = {}
@@ -559,6 +577,7 @@ def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache:
                     f"Trainer loop (TFRecord pipeline, clip, schedule, checks); {size}")
         )  # fmt: skip
         loop_rates[dtype] = rates.runs
+        _add_model_rates(report, name, timings, s.batch_size, size)
         report.add(
             _figure(f"{name}.loop_overhead", [r - 1.0 for r in _paired_ratio(loop, bare)],
                     "fraction", "Trainer step time / bare step time of the same model and "
@@ -576,12 +595,16 @@ def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache:
                 _paired_ratio(loop_rates["bfloat16"], loop_rates["float32"]), "x",
                 "mixed_bfloat16 / float32 training images/s", ">=", 1.0)
     )  # fmt: skip
-    loop = _trainer_timings(s, work_dir, cache, "float32", demo=True)["loop"]
+    timings = _trainer_timings(s, work_dir, cache, "float32", demo=True)
+    loop = timings["loop"]
     report.add(
         _figure("training.demo.images_per_second", [s.demo_batch_size / t for t in loop],
                 "images/s", f"Trainer loop, {s.demo_backbone}, {s.demo_image_size} px, batch "
                 f"{s.demo_batch_size}, {s.demo_num_classes} classes, float32")
     )  # fmt: skip
+    _add_model_rates(report, "training.demo", timings, s.demo_batch_size,
+                     f"{s.demo_backbone}, {s.demo_image_size} px, batch {s.demo_batch_size}, "
+                     f"{s.demo_num_classes} classes, float32")  # fmt: skip
 
 
 def run_extraction(s: Settings, report: Report, work_dir: str, peaks: dict) -> None:

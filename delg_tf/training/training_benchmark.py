@@ -1,7 +1,7 @@
 """Training step timings: bare backbone, bare DELG step, and the whole training loop.
 
 Three steps at the same image size, batch and optimizer (fused SGD momentum 0.9), so their
-ratios isolate one cost each:
+ratios isolate one cost each (plus `forward_step`, the model's inference-mode forward pass):
 
 - `backbone_step`: the backbone alone (for ResNet50 the keras.applications network,
   include_top=False) with a trivial loss on conv5, backward, update.
@@ -146,6 +146,23 @@ def bare_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
 
     def run() -> int:
         step(images, labels).numpy()
+        return 1
+
+    return run
+
+
+def forward_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
+    """One inference-mode forward pass of `trainer`'s model (every output) on a constant batch."""
+    config, model = trainer.config, trainer.model
+    images, _ = _batch(trainer.per_replica_batch, config.image_size, config.num_classes, seed)
+
+    @tf.function
+    def step(x):
+        outputs = model(x, training=False)
+        return tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in outputs.values()])
+
+    def run() -> int:
+        step(images).numpy()
         return 1
 
     return run

@@ -6,6 +6,7 @@ from delg_tf.training.training_benchmark import (
     backbone_step,
     bare_step,
     dtype_policy,
+    forward_step,
     interleaved_seconds,
     loop_steps,
 )
@@ -48,8 +49,14 @@ def test_backbone_step_runs_and_restores_the_policy():
 def test_loop_and_bare_step_time_the_same_trainer_and_update_it(make_config):
     trainer = Trainer(make_config(batch_size=2, image_size=32))
     seconds = interleaved_seconds(
-        {"loop": loop_steps(trainer, steps_per_run=2), "bare": bare_step(trainer)}, runs=2
+        {
+            "loop": loop_steps(trainer, steps_per_run=2),
+            "bare": bare_step(trainer),
+            "forward": forward_step(trainer),
+        },
+        runs=2,
     )
+    assert set(seconds) == {"loop", "bare", "forward"}
     assert all(len(v) == 2 and all(t > 0 for t in v) for v in seconds.values())
     assert trainer.current_step == 3 * 2  # warm-up call + two runs, two steps each
     before = [v.numpy().copy() for v in trainer.model.trainable_variables[:3]]
