@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from statistics import median
 
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.benchmark_utils import median
 from delg_tf.data import example_schema, reader
 
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from statistics import median
 
 import numpy as np
 
-from delg_tf.benchmark_utils import median
 from delg_tf.retrieval.reference import reference_count_inliers, reference_rerank
 from delg_tf.retrieval.reranking import (
     DEFAULT_CONFIG,

@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
+from statistics import median
 from typing import Any
 
 import numpy as np
 
-from delg_tf.benchmark_utils import median
 from delg_tf.retrieval.exact_search import ExactIndex
 
 _GENERATION_CHUNK = 16384  # rows drawn at once: 128 MB of float32 at 2048-D

@@ -1,19 +1,14 @@
-"""Timing helpers shared by the speed measurements of every package, and the machine description.
+"""What the figures were measured on: CPU, cores, memory, library versions, oneDNN, flags, load.
 
-Imports nothing from `delg_tf`, so any package may use it without breaking the one-way data flow.
-A figure is a list of timed runs and its median; `machine_description` records what the runs
-were measured on (CPU, cores, memory, library versions, oneDNN, environment flags).
+`machine_description` goes into every benchmark JSON; `available_memory_bytes` sizes the search
+index so the run skips a size instead of swapping.
 """
 
 from __future__ import annotations
 
-import gc
 import importlib
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable, Sequence
 from typing import Any
 
 # Environment variables that change TensorFlow/BLAS speed; recorded with every figure.
@@ -27,41 +22,6 @@ _SPEED_ENVIRONMENT = (
     "TF_XLA_FLAGS",
     "CUDA_VISIBLE_DEVICES",
 )
-
-
-def timed_runs(fn: Callable[[], Any], runs: int, warmup: int = 1) -> list[float]:
-    """Wall seconds of `runs` calls of `fn` after `warmup` untimed calls.
-
-    `fn` must block until its work is done (e.g. call `.numpy()` on TF results).
-    """
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
-
-
-def median(values: Sequence[float]) -> float:
-    """Median of a non-empty sequence."""
-    if not values:
-        raise ValueError("median of no values")
-    return float(statistics.median(values))
-
-
-def release_memory() -> None:
-    """Drops Keras global state and collects garbage between large measurements."""
-    try:
-        import keras
-
-        keras.backend.clear_session()
-    except ImportError:  # pragma: no cover - keras is a dependency
-        pass
-    gc.collect()
 
 
 def _cpu_model() -> str:
