@@ -6,7 +6,7 @@ The TensorFlow build comes from an extra so two builds are never installed side 
   pip install -e ".[tpu]"   # tensorflow-tpu (Cloud TPU VMs)
 """
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 TF_VERSION = "2.21.*"
 
@@ -32,18 +32,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=[
-        "delg_tf",
-        "delg_tf.data",
-        "delg_tf.models",
-        "delg_tf.training",
-        "delg_tf.export",
-        "delg_tf.extraction",
-        "delg_tf.retrieval",
-        "delg_tf.evaluation",
-        "delg_tf.visualization",
-        "delg_tools",
-    ],
+    # Every delg_tf subpackage (a hand-kept list once missed a new one), plus the binaries.
+    packages=find_packages(include=["delg_tf", "delg_tf.*"]) + ["delg_tools"],
     # The binaries live in tools/ (as the design lays out) but install as `delg_tools`, so the
     # generic name `tools` never lands in site-packages.
     package_dir={"delg_tools": "tools"},
