@@ -1,32 +1,10 @@
-"""Timing helpers: timed runs of a callable, their median, and freeing memory between parts.
-
-A figure is a list of timed runs and its median.
-"""
+"""Timing helpers: the median of timed runs, and freeing memory between parts."""
 
 from __future__ import annotations
 
 import gc
 import statistics
-import time
-from collections.abc import Callable, Sequence
-from typing import Any
-
-
-def timed_runs(fn: Callable[[], Any], runs: int, warmup: int = 1) -> list[float]:
-    """Wall seconds of `runs` calls of `fn` after `warmup` untimed calls.
-
-    `fn` must block until its work is done (e.g. call `.numpy()` on TF results).
-    """
-    if runs < 1:
-        raise ValueError(f"runs must be >= 1, got {runs}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
+from collections.abc import Sequence
 
 
 def median(values: Sequence[float]) -> float:
