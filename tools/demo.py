@@ -25,7 +25,7 @@ Every tool runs as a subprocess (`python -m delg_tools.<tool>` / `-m delg_tf.tra
 binary owns process-global FLAGS (two of them in one process collide), and TensorFlow state such as
 logical devices, mixed-precision policies and a training run's memory is per process, so a stage
 cannot leak into the next. The price is one TensorFlow import per stage (~3 s). The figures and
-report stages are this binary's own code and run in this process.
+report stages (delg_tf/demo/figures.py, report.py) run in this process.
 
 Resuming: a finished stage leaves `<output_dir>/stages/<stage>.json` holding what it ran. A re-run
 skips a stage whose record matches; a stage without a record (interrupted) runs again and its

@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
+from delg_tf.data.atomic_files import write_json_atomically
 from delg_tf.demo.paths import Paths
 
 
@@ -75,11 +76,8 @@ def _read_record(paths: Paths, stage: Stage) -> dict | None:
 
 def _write_record(paths: Paths, stage: Stage, seconds: float, summary: str) -> None:
     os.makedirs(paths.stages_dir, exist_ok=True)
-    path = _record_path(paths, stage)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"fingerprint": stage.fingerprint(), "seconds": seconds, "summary": summary}, f)
-    os.replace(tmp, path)
+    record = {"fingerprint": stage.fingerprint(), "seconds": seconds, "summary": summary}
+    write_json_atomically(_record_path(paths, stage), record)
 
 
 def _tail(path: str, lines: int = 25) -> str:
