@@ -7,7 +7,7 @@ import dataclasses
 import io
 from collections.abc import Iterable
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 BAD_INPUTS_COLUMNS = ("id", "path", "reason")
 

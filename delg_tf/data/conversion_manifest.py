@@ -19,7 +19,7 @@ import json
 import os
 from typing import Any
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "delg-tf-tfrecords"

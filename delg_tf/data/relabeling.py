@@ -7,7 +7,7 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 T = TypeVar("T", int, str)
 

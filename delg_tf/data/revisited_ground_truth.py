@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 
 INDEX_KEYS = ("easy", "hard", "junk")
 JSON_FORMAT_NAME = "delg_tf.revisited_ground_truth"

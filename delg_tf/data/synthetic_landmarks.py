@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from delg_tf.common.atomic_files import write_bytes_atomically
 from delg_tf.data import synthetic_photos, synthetic_scenes, synthetic_views
-from delg_tf.data.atomic_files import write_bytes_atomically
 
 INFO_FILENAME = "synthetic_info.json"
 GND_PICKLE = os.path.join("test", "gnd_synthetic.pkl")

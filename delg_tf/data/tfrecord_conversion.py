@@ -33,9 +33,9 @@ import numpy as np
 import PIL
 from PIL import features as pil_features
 
+from delg_tf.common.atomic_files import fsync_file, write_text_atomically
 from delg_tf.data import conversion_manifest as manifest_lib
 from delg_tf.data import conversion_worker
-from delg_tf.data.atomic_files import fsync_file, write_text_atomically
 from delg_tf.data.bad_inputs import BadInput, reason_category, write_bad_inputs_csv
 
 BAD_INPUTS_NAME = "bad_inputs.csv"

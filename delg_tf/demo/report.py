@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.stages import StageTime
 from delg_tf.evaluation.demo_metrics import demo_metrics, learning_checks

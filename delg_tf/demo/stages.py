@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 from delg_tf.demo.paths import Paths
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 PROTOCOLS = ("easy", "medium", "hard")
 DEFAULT_KAPPAS = (1, 5, 10)

@@ -17,7 +17,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 SETTINGS_FILENAME = "delg_export_settings.json"
 FORMAT_VERSION = 1

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 
 FORMAT_NAME = "delg-feature-store"
 FORMAT_VERSION = 1

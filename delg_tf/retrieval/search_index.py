@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 
 SIDECAR_SUFFIX = ".json"
 

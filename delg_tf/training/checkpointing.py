@@ -49,7 +49,7 @@ MODEL_FIELDS = (
 def write_text_atomically(path: str, text: str) -> None:
     """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one.
 
-    Not `delg_tf.data.atomic_files` (local disks only): this goes through `tf.io.gfile`, like
+    Not `delg_tf.common.atomic_files` (local disks only): this goes through `tf.io.gfile`, like
     the checkpoints next to these files and the export code that reads them.
     """
     tmp = f"{path}.tmp-{os.getpid()}"

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 
 PROTOCOLS = ("medium", "hard")
 # Attention heatmaps the demo report shows (the query and its first results).
