@@ -28,9 +28,10 @@ import sys
 
 from absl import app, flags, logging
 
-from delg_tf.data import conversion_plan, gldv2_csv, image_folder, image_paths
-from delg_tf.data import image_sanitizer as sanitizer
-from delg_tf.data import tfrecord_conversion as conversion
+from delg_tf.conversion import gldv2_csv, image_folder, image_paths
+from delg_tf.conversion import image_sanitizer as sanitizer
+from delg_tf.conversion import plan as conversion_plan
+from delg_tf.conversion import tfrecord_conversion as conversion
 from delg_tf.data.relabeling import contiguous_relabeling, relabeling_csv_text
 
 EXIT_OK = 0

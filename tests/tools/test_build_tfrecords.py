@@ -299,7 +299,7 @@ def test_missing_column_fails_before_any_work(tmp_path, gldv2):
 def test_worker_side_imports_do_not_load_tensorflow():
     # Spawned workers import the main module and the worker module; neither may import TF.
     code = (
-        "import sys, delg_tools.build_tfrecords, delg_tf.data.conversion_worker;"
+        "import sys, delg_tools.build_tfrecords, delg_tf.conversion.worker;"
         "print('tensorflow' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_ENV)

@@ -34,9 +34,9 @@ import PIL
 from PIL import features as pil_features
 
 from delg_tf.common.atomic_files import fsync_file, write_text_atomically
-from delg_tf.data import conversion_manifest as manifest_lib
-from delg_tf.data import conversion_worker
-from delg_tf.data.bad_inputs import BadInput, reason_category, write_bad_inputs_csv
+from delg_tf.conversion import manifest as manifest_lib
+from delg_tf.conversion import worker as conversion_worker
+from delg_tf.conversion.bad_inputs import BadInput, reason_category, write_bad_inputs_csv
 
 BAD_INPUTS_NAME = "bad_inputs.csv"
 SPLIT_NAMES = ("validation", "train", "test")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from delg_tf.data import gldv2_csv
+from delg_tf.conversion import gldv2_csv
 from delg_tf.data.relabeling import contiguous_relabeling, relabeling_csv_text
 
 

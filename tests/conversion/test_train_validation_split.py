@@ -5,7 +5,7 @@ import collections
 import numpy as np
 import pytest
 
-from delg_tf.data.train_validation_split import shuffled_order, split_train_validation
+from delg_tf.conversion.train_validation_split import shuffled_order, split_train_validation
 
 
 def _official_split(image_paths, file_ids, labels, validation_split_size, seed):

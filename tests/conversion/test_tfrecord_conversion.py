@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from delg_tf.conversion import tfrecord_conversion as conversion
+from delg_tf.conversion.tfrecord_conversion import ConversionItem, ConversionOptions
 from delg_tf.data import example_schema as schema
-from delg_tf.data import tfrecord_conversion as conversion
-from delg_tf.data.tfrecord_conversion import ConversionItem, ConversionOptions
 
 
 def _image_file(path, seed, fmt="JPEG", mode="RGB", size=(40, 48)):

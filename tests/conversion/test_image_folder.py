@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from delg_tf.data.image_folder import image_id_from_relative_path, list_image_folder
+from delg_tf.conversion.image_folder import image_id_from_relative_path, list_image_folder
 
 
 def _touch(path, data=b"img"):

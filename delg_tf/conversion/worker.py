@@ -12,7 +12,7 @@ import os
 import threading
 import time
 
-from delg_tf.data.image_sanitizer import BadImageError, sanitize_image_file
+from delg_tf.conversion.image_sanitizer import BadImageError, sanitize_image_file
 
 # (jpeg bytes, height, width, conversion or None) on success, or the reason string on failure.
 WorkerResult = tuple[bytes, int, int, str | None] | str

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from delg_tf.data.image_sanitizer import (
+from delg_tf.conversion.image_sanitizer import (
     BadImageError,
     sanitize_image_bytes,
     sanitize_image_file,

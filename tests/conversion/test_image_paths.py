@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from delg_tf.data.image_paths import find_gldv2_image, id_problem, image_root_from_flag
+from delg_tf.conversion.image_paths import find_gldv2_image, id_problem, image_root_from_flag
 
 
 @pytest.mark.parametrize(

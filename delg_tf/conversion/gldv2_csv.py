@@ -19,8 +19,8 @@ import dataclasses
 import os
 from collections.abc import Iterator, Sequence
 
-from delg_tf.data.bad_inputs import BadInput
-from delg_tf.data.image_paths import id_problem
+from delg_tf.conversion.bad_inputs import BadInput
+from delg_tf.conversion.image_paths import id_problem
 
 
 class CsvFormatError(ValueError):

@@ -15,10 +15,10 @@ import collections
 import dataclasses
 from collections.abc import Sequence
 
-from delg_tf.data.bad_inputs import BadInput
-from delg_tf.data.image_paths import find_gldv2_image
-from delg_tf.data.tfrecord_conversion import ConversionItem
-from delg_tf.data.train_validation_split import shuffled_order, split_train_validation
+from delg_tf.conversion.bad_inputs import BadInput
+from delg_tf.conversion.image_paths import find_gldv2_image
+from delg_tf.conversion.tfrecord_conversion import ConversionItem
+from delg_tf.conversion.train_validation_split import shuffled_order, split_train_validation
 
 
 @dataclasses.dataclass(frozen=True)

@@ -17,8 +17,8 @@ import dataclasses
 import os
 import re
 
-from delg_tf.data.bad_inputs import BadInput
-from delg_tf.data.image_paths import is_within
+from delg_tf.conversion.bad_inputs import BadInput
+from delg_tf.conversion.image_paths import is_within
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
