@@ -10,13 +10,13 @@ from delg_tf.benchmark.settings import Settings
 
 def run_extraction(s: Settings, report: Report, work_dir: str, peaks: dict) -> None:
     """Exports an untrained model per dtype under `work_dir` and times extraction from it."""
-    from delg_tf.benchmark.timing import release_memory
-    from delg_tf.extraction.extraction_benchmark import (
+    from delg_tf.benchmark.extraction_benchmark import (
         benchmark_extraction,
         export_untrained,
         network_gflops,
         network_seconds,
     )
+    from delg_tf.benchmark.timing import release_memory
 
     # ArcFace is not part of extraction; a small class count keeps the exports small.
     config = {"num_classes": min(s.num_classes, 1000), "backbone": s.backbone}

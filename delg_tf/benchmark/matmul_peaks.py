@@ -14,7 +14,7 @@ def matmul_peaks(
     """Adds a `matmul_peak.<dtype>` figure per dtype and returns their medians in GFLOP/s."""
     import tensorflow as tf
 
-    from delg_tf.extraction.extraction_benchmark import matmul_gflops
+    from delg_tf.benchmark.extraction_benchmark import matmul_gflops
 
     peaks = {}
     for name in dtypes:

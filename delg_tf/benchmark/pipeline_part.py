@@ -14,7 +14,10 @@ def run_pipeline(s: Settings, report: Report, work_dir: str) -> str:
     Returns:
       The TFRecord pattern (reused by the training part).
     """
-    from delg_tf.data.pipeline_benchmark import benchmark_input_pipeline, write_benchmark_tfrecords
+    from delg_tf.benchmark.pipeline_benchmark import (
+        benchmark_input_pipeline,
+        write_benchmark_tfrecords,
+    )
 
     pattern = write_benchmark_tfrecords(
         os.path.join(work_dir, "tfrecords"), s.pipeline_images, s.pipeline_jpeg_shape,

@@ -8,7 +8,7 @@ from delg_tf.benchmark.settings import Settings
 
 def run_reranking(s: Settings, report: Report) -> None:
     """ms/query of both re-rankers, the speedup, and how far their inlier counts agree."""
-    from delg_tf.retrieval.reranking_benchmark import benchmark_reranking, make_reranking_problem
+    from delg_tf.benchmark.reranking_benchmark import benchmark_reranking, make_reranking_problem
 
     problem = make_reranking_problem(s.num_candidates, s.num_local_features)
     result = benchmark_reranking(problem, runs=s.repeats, reference_runs=s.reference_repeats)

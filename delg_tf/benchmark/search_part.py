@@ -13,7 +13,7 @@ def run_search(s: Settings, report: Report) -> None:
     import numpy as np
 
     from delg_tf.benchmark.machine import available_memory_bytes
-    from delg_tf.retrieval.search_benchmark import (
+    from delg_tf.benchmark.search_benchmark import (
         benchmark_search,
         clustered_descriptors,
         faiss_index_bytes,

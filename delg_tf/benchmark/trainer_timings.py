@@ -9,7 +9,7 @@ from delg_tf.benchmark.settings import Settings
 
 def training_pattern(s: Settings, work_dir: str) -> str:
     """The pipeline part's TFRecords under `work_dir`, written here if that part did not run."""
-    from delg_tf.data.pipeline_benchmark import write_benchmark_tfrecords
+    from delg_tf.benchmark.pipeline_benchmark import write_benchmark_tfrecords
 
     directory = os.path.join(work_dir, "tfrecords")
     if os.path.isdir(directory) and os.listdir(directory):
@@ -41,15 +41,15 @@ def trainer_timings(
     if key in cache:
         return cache[key]
     from delg_tf.benchmark.timing import release_memory
-    from delg_tf.training.config import TrainConfig
-    from delg_tf.training.trainer import Trainer
-    from delg_tf.training.training_benchmark import (
+    from delg_tf.benchmark.training_benchmark import (
         backbone_step,
         bare_step,
         forward_step,
         interleaved_seconds,
         loop_steps,
     )
+    from delg_tf.training.config import TrainConfig
+    from delg_tf.training.trainer import Trainer
 
     config = TrainConfig(
         logdir=os.path.join(work_dir, f"train_{key[0]}_{dtype}"),

@@ -9,9 +9,9 @@ from delg_tf.benchmark.trainer_timings import trainer_timings
 
 def training_gflops_per_image(s: Settings) -> float:
     """3x the profiler's forward count of the DELG model at the training size (derived)."""
+    from delg_tf.benchmark.extraction_benchmark import network_gflops
     from delg_tf.benchmark.timing import release_memory
     from delg_tf.export.checkpoint_loading import build_model
-    from delg_tf.extraction.extraction_benchmark import network_gflops
 
     model = build_model({"num_classes": s.num_classes, "backbone": s.backbone})
     forward = network_gflops(model, (s.image_size, s.image_size), [1.0])

@@ -1,8 +1,8 @@
 """Global search (exact, faiss), local descriptor matching, affine RANSAC and re-ranking.
 
 Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface and
-`load_index`), `descriptor_matching`, `ransac`, `reranking`, and `reference` (the official
-cKDTree + skimage baseline, for benchmarks and tests).
+`load_index`), `descriptor_matching`, `ransac` and `reranking`. The official cKDTree + skimage
+baseline the benchmark and tests compare against is `delg_tf.benchmark.reference`.
 """
 
 from delg_tf.retrieval.descriptor_matching import match_descriptors

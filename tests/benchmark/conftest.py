@@ -1,8 +1,13 @@
-"""Settings fixtures: the binary's default sizes, and the same after --quick."""
+"""Settings fixtures (the binary's sizes, and after --quick), plus the training ones."""
 
 import pytest
 
 from delg_tf.benchmark.settings import Settings, quick
+from tests.helpers.training_records import (  # noqa: F401  (the training-loop timings)
+    make_config,
+    separate_collective_keys,
+    tiny_records,
+)
 
 
 def default_settings() -> Settings:

@@ -11,9 +11,7 @@ from delg_tf.data.preprocessing import normalize_image
 from delg_tf.export.checkpoint_loading import load_model_from_checkpoint, resolve_checkpoint
 from delg_tf.export.export_settings import read_settings, set_attention_threshold
 from delg_tf.export.exporter import export_from_checkpoint
-
-sys.path.insert(0, os.path.dirname(__file__))
-from export_fixtures import write_training_logdir  # noqa: E402
+from tests.helpers.export_fixtures import write_training_logdir
 
 OFFICIAL_INPUTS = {
     "input_image": (tf.uint8, [None, None, 3]),

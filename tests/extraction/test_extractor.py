@@ -17,9 +17,7 @@ from delg_tf.extraction.extractor import (
 )
 from delg_tf.extraction.feature_store import FeatureStore
 from delg_tf.extraction.image_inputs import ImageRecord, folder_records, load_image
-
-sys.path.insert(0, os.path.dirname(__file__))
-from fake_export import export_brightness_model  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from delg_tf.retrieval import reference
-from delg_tf.retrieval.reference import reference_count_inliers, reference_rerank
+from delg_tf.benchmark import reference
+from delg_tf.benchmark.reference import reference_count_inliers, reference_rerank
 from delg_tf.retrieval.reranking import (
     VerificationConfig,
     count_inliers,

@@ -1,14 +1,11 @@
-import os
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from fake_export import export_brightness_model  # noqa: E402
-
 from delg_tf.export.export_settings import read_settings  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model
 
 
 def test_calibration_writes_threshold_giving_target_median(tmp_path):

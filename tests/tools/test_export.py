@@ -1,13 +1,10 @@
-import os
 import subprocess
 import sys
 
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
-from export_fixtures import write_training_logdir  # noqa: E402
-
 from delg_tf.export.export_settings import read_settings  # noqa: E402
+from tests.helpers.export_fixtures import write_training_logdir
 
 
 def test_delg_export_binary(tmp_path):

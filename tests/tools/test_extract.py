@@ -6,12 +6,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from fake_export import export_brightness_model  # noqa: E402
-
 from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
 from delg_tf.export.export_settings import settings_path  # noqa: E402
 from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model
 
 
 def run_tool(*flags):

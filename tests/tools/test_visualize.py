@@ -1,12 +1,10 @@
-import os
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from fake_export import export_brightness_model  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model
 
 
 def test_delg_visualize_writes_png(tmp_path):

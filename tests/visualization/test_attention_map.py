@@ -1,6 +1,3 @@
-import os
-import sys
-
 import numpy as np
 from PIL import Image
 
@@ -9,9 +6,7 @@ from delg_tf.visualization.attention_map import (
     heatmap_extent,
     visualize_attention,
 )
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from fake_export import export_brightness_model  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model
 
 
 def test_heatmap_extent_centres_cells_on_their_fields():

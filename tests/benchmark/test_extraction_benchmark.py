@@ -1,17 +1,12 @@
-import os
-import sys
-
 import pytest
 
-from delg_tf.extraction.extraction_benchmark import (
+from delg_tf.benchmark.extraction_benchmark import (
     benchmark_extraction,
     export_untrained,
     network_gflops,
     network_seconds,
 )
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "export"))
-from export_fixtures import TINY_CONFIG  # noqa: E402
+from tests.helpers.export_fixtures import TINY_CONFIG
 
 
 def test_flop_count_scales_with_pyramid_area_and_benchmark_runs(tmp_path):

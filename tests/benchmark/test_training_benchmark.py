@@ -1,8 +1,7 @@
 import keras
 import pytest
 
-from delg_tf.training.trainer import Trainer
-from delg_tf.training.training_benchmark import (
+from delg_tf.benchmark.training_benchmark import (
     backbone_step,
     bare_step,
     dtype_policy,
@@ -10,6 +9,7 @@ from delg_tf.training.training_benchmark import (
     interleaved_seconds,
     loop_steps,
 )
+from delg_tf.training.trainer import Trainer
 
 
 def test_dtype_policy_restores_the_previous_policy_and_names_bad_values():

@@ -20,7 +20,7 @@ from statistics import median
 
 import numpy as np
 
-from delg_tf.retrieval.reference import reference_count_inliers, reference_rerank
+from delg_tf.benchmark.reference import reference_count_inliers, reference_rerank
 from delg_tf.retrieval.reranking import (
     DEFAULT_CONFIG,
     VerificationConfig,

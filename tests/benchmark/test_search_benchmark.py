@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from delg_tf.retrieval.search_benchmark import (
+from delg_tf.benchmark.search_benchmark import (
     benchmark_search,
     clustered_descriptors,
     faiss_index_bytes,

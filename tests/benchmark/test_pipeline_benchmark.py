@@ -2,8 +2,8 @@ import glob
 
 import tensorflow as tf
 
+from delg_tf.benchmark.pipeline_benchmark import benchmark_input_pipeline, write_benchmark_tfrecords
 from delg_tf.data import example_schema
-from delg_tf.data.pipeline_benchmark import benchmark_input_pipeline, write_benchmark_tfrecords
 
 
 def test_written_records_follow_the_schema_and_the_benchmark_counts_images(tmp_path):

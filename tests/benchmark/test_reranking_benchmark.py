@@ -1,7 +1,7 @@
 import numpy as np
 
+from delg_tf.benchmark.reranking_benchmark import benchmark_reranking, make_reranking_problem
 from delg_tf.retrieval.reranking import count_inliers
-from delg_tf.retrieval.reranking_benchmark import benchmark_reranking, make_reranking_problem
 
 
 def test_planted_problem_has_the_asked_structure():
