@@ -51,12 +51,12 @@ import time
 
 from absl import app, flags
 
+from delg_tf.demo.metrics import learning_checks
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.pipeline import build_stages
 from delg_tf.demo.presets import PRESETS
 from delg_tf.demo.report import write_demo_report
 from delg_tf.demo.stages import StageError, run_pipeline
-from delg_tf.evaluation.demo_metrics import learning_checks
 
 _REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TRAIN_FLAGFILE = os.path.join(_REPO_DIR, "experiments", "demo_cpu.flags")

@@ -17,7 +17,7 @@ import time
 
 from absl import app, flags, logging
 
-from delg_tf.data import synthetic_landmarks
+from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
 
 FLAGS = flags.FLAGS
 

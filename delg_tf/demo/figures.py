@@ -6,7 +6,7 @@ import json
 import os
 
 from delg_tf.demo.paths import Paths
-from delg_tf.visualization.report import ATTENTION_IMAGES
+from delg_tf.demo.report_markdown import ATTENTION_IMAGES
 
 # Results shown next to the query in query_matches.png.
 TOP_K = 5

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 
 from delg_tf.common.atomic_files import write_json_atomically
+from delg_tf.demo import report_markdown as report
+from delg_tf.demo.metrics import demo_metrics, learning_checks
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.stages import StageTime
-from delg_tf.evaluation.demo_metrics import demo_metrics, learning_checks
-from delg_tf.visualization import report
 
 # The k of the mP@k columns (delg-evaluate's default kappas).
 KAPPAS = (1, 5, 10)

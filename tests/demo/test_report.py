@@ -7,8 +7,8 @@ import pytest
 
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.report import KAPPAS, write_demo_report
+from delg_tf.demo.report_markdown import text_table
 from delg_tf.demo.stages import StageTime
-from delg_tf.visualization.report import text_table
 
 
 def _protocol(map_value):

@@ -14,7 +14,7 @@ import sys
 import pytest
 from PIL import Image
 
-from delg_tf.visualization.report import ATTENTION_IMAGES
+from delg_tf.demo.report_markdown import ATTENTION_IMAGES
 
 STAGES = (
     "synthetic",

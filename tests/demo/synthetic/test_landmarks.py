@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from delg_tf.data import synthetic_landmarks
+from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
 
 # A smaller-than-tiny config keeps these tests at a second or two on one core.
 SMALL = dict(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from delg_tf.evaluation.demo_metrics import demo_metrics, learning_checks
+from delg_tf.demo.metrics import demo_metrics, learning_checks
 
 
 def test_demo_metrics_converts_evaluate_output_to_percent(tmp_path):

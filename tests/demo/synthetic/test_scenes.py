@@ -3,7 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from delg_tf.data import synthetic_photos, synthetic_scenes
+from delg_tf.demo.synthetic import photos as synthetic_photos
+from delg_tf.demo.synthetic import scenes as synthetic_scenes
 
 
 def test_bundled_photos_load_offline_as_rgb():

@@ -39,7 +39,9 @@ import numpy as np
 from PIL import Image
 
 from delg_tf.common.atomic_files import write_bytes_atomically
-from delg_tf.data import synthetic_photos, synthetic_scenes, synthetic_views
+from delg_tf.demo.synthetic import photos as synthetic_photos
+from delg_tf.demo.synthetic import scenes as synthetic_scenes
+from delg_tf.demo.synthetic import views as synthetic_views
 
 INFO_FILENAME = "synthetic_info.json"
 GND_PICKLE = os.path.join("test", "gnd_synthetic.pkl")

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from delg_tf.data import synthetic_scenes
+from delg_tf.demo.synthetic import scenes as synthetic_scenes
 
 # The easy/hard/junk rule (see classify_view).
 JUNK_MAX_VISIBLE = 0.25  # below: the landmark is barely visible -> junk

@@ -1,4 +1,4 @@
-from delg_tf.visualization import report
+from delg_tf.demo import report_markdown as report
 
 METRICS = {
     "untrained": {

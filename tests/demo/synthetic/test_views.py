@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from delg_tf.data import synthetic_photos, synthetic_scenes, synthetic_views
-from delg_tf.data.synthetic_views import Occluder, ViewGeometry, ViewParams, classify_view
+from delg_tf.demo.synthetic import photos as synthetic_photos
+from delg_tf.demo.synthetic import scenes as synthetic_scenes
+from delg_tf.demo.synthetic import views as synthetic_views
+from delg_tf.demo.synthetic.views import Occluder, ViewGeometry, ViewParams, classify_view
 
 
 def _geometry(visible=1.0, area=0.5, tilt=10.0, roll=0.0):
