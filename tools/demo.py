@@ -21,7 +21,7 @@ Stages, in order (each prints one line with its wall time):
                      inlier matches (PNGs in <output_dir>/figures)
   report             <output_dir>/metrics.json and <output_dir>/report.md; prints the table
 
-Every tool runs as a subprocess (`python -m delg_tools.<tool>` / `-m delg_tf.train`): each absl
+Every tool runs as a subprocess (`python -m delg_tools.<tool>`): each absl
 binary owns process-global FLAGS (two of them in one process collide), and TensorFlow state such as
 logical devices, mixed-precision policies and a training run's memory is per process, so a stage
 cannot leak into the next. The price is one TensorFlow import per stage (~3 s). The figures and

@@ -1,6 +1,6 @@
 """The demo's stages in order and the tool command each one runs.
 
-Every tool runs as a subprocess (`python -m delg_tools.<tool>` / `-m delg_tf.train`): each absl
+Every tool runs as a subprocess (`python -m delg_tools.<tool>`): each absl
 binary owns process-global FLAGS (two of them in one process collide), and TensorFlow state such
 as logical devices, mixed-precision policies and a training run's memory is per process, so a
 stage cannot leak into the next. Only the figures stage runs in this process.
@@ -104,7 +104,7 @@ def build_stages(
             "train_untrained",
             command=[
                 "-m",
-                "delg_tf.train",
+                "delg_tools.train",
                 *train_flags,
                 f"--logdir={paths.logdir('untrained')}",
                 "--validation_file_pattern=",
@@ -124,7 +124,7 @@ def build_stages(
             "train",
             command=[
                 "-m",
-                "delg_tf.train",
+                "delg_tools.train",
                 *train_flags,
                 f"--logdir={paths.logdir('trained')}",
                 f"--validation_file_pattern={os.path.join(paths.tfrecords_dir, 'validation-*')}",

@@ -1,6 +1,6 @@
 """The resolved training settings that library code takes instead of absl FLAGS.
 
-`delg_tf/train.py` turns flags into a `TrainConfig`; everything under `delg_tf/training/` reads
+`tools/train.py` turns flags into a `TrainConfig`; everything under `delg_tf/training/` reads
 only this dataclass, so the loop can be driven from tests and other tools without absl.
 The field names are the official `train.py` flag names where one exists
 (delg_reference.md §2.4).
@@ -18,7 +18,7 @@ STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 class TrainConfig:
     """Everything one training run needs, resolved (no FLAGS, no defaults left implicit).
 
-    Attributes mirror the flags of `delg_tf/train.py`; see its help for the meaning of each.
+    Attributes mirror the flags of `tools/train.py`; see its help for the meaning of each.
     `num_classes` is resolved (from the flag, relabeling.csv, the dataset version or the TFDS
     label feature) before the config is built. The input is either TFRecords
     (`train_file_pattern`, optional `validation_file_pattern`) or a prepared TFDS dataset

@@ -86,7 +86,7 @@ def test_overrides_replace_the_preset_values(tmp_path, flagfile):
     train = stages["train"].command
     # The user's flags come last, so they win over the flagfile and the preset.
     assert train[-3] == "--max_iters=900"
-    assert train[:3] == ["-m", "delg_tf.train", f"--flagfile={flagfile}"]
+    assert train[:3] == ["-m", "delg_tools.train", f"--flagfile={flagfile}"]
 
 
 def test_training_stages_share_flags_and_the_flagfile_content(tmp_path, flagfile):

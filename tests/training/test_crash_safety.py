@@ -40,7 +40,7 @@ def _start(args: list[str], log_path: str) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "delg_tf.train", *args], stdout=log, stderr=log, env=env
+            [sys.executable, "-m", "delg_tools.train", *args], stdout=log, stderr=log, env=env
         )
 
 

@@ -57,7 +57,7 @@ def test_two_workers_finish_with_identical_weights_and_only_the_chief_writes(
         logs.append(tmp_path / f"worker{index}.log")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "delg_tf.train", *flags], stdout=log, stderr=log, env=env
+                [sys.executable, "-m", "delg_tools.train", *flags], stdout=log, stderr=log, env=env
             )
         )
     for process, log in zip(processes, logs, strict=True):

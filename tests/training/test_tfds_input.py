@@ -18,10 +18,10 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
-from delg_tf import train
 from delg_tf.training import checkpointing, preflight, trainer
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.inputs import TrainingInput, is_serializable
+from delg_tools import train
 
 FLAGS = flags.FLAGS
 COLOURS = np.array([[220, 40, 40], [40, 200, 40], [40, 40, 220]], np.uint8)

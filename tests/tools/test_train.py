@@ -15,11 +15,11 @@ import tensorflow as tf
 from absl import flags
 from absl.testing import flagsaver
 
-from delg_tf import train
 from delg_tf.data import example_schema
 from delg_tf.training import preflight, trainer
+from delg_tools import train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FLAGS = flags.FLAGS
 
 
@@ -123,7 +123,7 @@ def test_labels_outside_num_classes_in_the_records_are_caught_before_training(tm
 
 def test_binary_exits_with_the_message_before_training(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "delg_tf.train", "--train_file_pattern=/nonexistent/train-*"],
+        [sys.executable, "-m", "delg_tools.train", "--train_file_pattern=/nonexistent/train-*"],
         capture_output=True,
         text=True,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
