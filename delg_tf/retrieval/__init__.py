@@ -1,12 +1,14 @@
 """Global search (exact, faiss), local descriptor matching, affine RANSAC and re-ranking.
 
-Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface and
-`load_index`), `descriptor_matching`, `ransac` and `reranking`. The official cKDTree + skimage
-baseline the benchmark and tests compare against is `delg_tf.benchmark.reference`.
+Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface),
+`index_loading` (`load_index`, either kind), `descriptor_matching`, `ransac` and `reranking`.
+The official cKDTree + skimage baseline the benchmark and tests compare against is
+`delg_tf.benchmark.reference`.
 """
 
 from delg_tf.retrieval.descriptor_matching import match_descriptors
 from delg_tf.retrieval.exact_search import ExactIndex, exact_search, similarity_matrix
+from delg_tf.retrieval.index_loading import load_index
 from delg_tf.retrieval.ransac import RansacResult, ransac_affine
 from delg_tf.retrieval.reranking import (
     VerificationConfig,
@@ -14,7 +16,7 @@ from delg_tf.retrieval.reranking import (
     make_inlier_counter,
     rerank,
 )
-from delg_tf.retrieval.search_index import SearchIndex, load_index
+from delg_tf.retrieval.search_index import SearchIndex
 
 __all__ = [
     "ExactIndex",

@@ -8,21 +8,16 @@ streamed from its memory-mapped shards instead of being copied.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from delg_tf.retrieval.search_index import SearchIndex, read_sidecar, write_sidecar
-
-
-def iter_row_chunks(rows: Any, max_rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    """Yields (first_row, block [<=max_rows, D]) over an array or a `ShardedRows` view."""
-    if hasattr(rows, "chunks"):
-        yield from rows.chunks(max_rows)
-        return
-    for start in range(0, len(rows), max_rows):
-        yield start, rows[start : start + max_rows]
+from delg_tf.retrieval.search_index import (
+    SearchIndex,
+    iter_row_chunks,
+    read_sidecar,
+    write_sidecar,
+)
 
 
 def _top_k_desc(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

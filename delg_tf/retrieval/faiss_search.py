@@ -11,8 +11,12 @@ from typing import Any
 import faiss
 import numpy as np
 
-from delg_tf.retrieval.exact_search import iter_row_chunks
-from delg_tf.retrieval.search_index import SearchIndex, read_sidecar, write_sidecar
+from delg_tf.retrieval.search_index import (
+    SearchIndex,
+    iter_row_chunks,
+    read_sidecar,
+    write_sidecar,
+)
 
 FAISS_KINDS = ("ivf_flat", "hnsw")
 

@@ -1,9 +1,13 @@
-"""The small interface shared by exact and faiss global search, and its JSON sidecar."""
+"""The small interface shared by exact and faiss global search, its JSON sidecar, row chunking.
+
+The concrete indexes import this module; `index_loading.load_index` imports them (no circle).
+"""
 
 from __future__ import annotations
 
 import abc
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,15 +65,10 @@ def read_sidecar(path: str, kind: str | None = None) -> dict:
     return meta
 
 
-def load_index(path: str) -> SearchIndex:
-    """Loads an exact or faiss index saved by `SearchIndex.save`, dispatching on its sidecar."""
-    kind = read_sidecar(path)["kind"]
-    if kind == "exact":
-        from delg_tf.retrieval.exact_search import ExactIndex
-
-        return ExactIndex.load(path)
-    from delg_tf.retrieval.faiss_search import FAISS_KINDS, FaissIndex
-
-    if kind in FAISS_KINDS:
-        return FaissIndex.load(path)
-    raise ValueError(f"{path + SIDECAR_SUFFIX}: unknown index kind {kind!r}")
+def iter_row_chunks(rows: Any, max_rows: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Yields (first_row, block [<=max_rows, D]) over an array or a `ShardedRows` view."""
+    if hasattr(rows, "chunks"):
+        yield from rows.chunks(max_rows)
+        return
+    for start in range(0, len(rows), max_rows):
+        yield start, rows[start : start + max_rows]

@@ -5,7 +5,7 @@ import pytest
 
 from delg_tf.extraction.feature_store import FeatureStore, FeatureStoreWriter
 from delg_tf.retrieval.exact_search import ExactIndex, exact_search, similarity_matrix
-from delg_tf.retrieval.search_index import load_index
+from delg_tf.retrieval.index_loading import load_index
 
 
 def _unit(rng, n, d):

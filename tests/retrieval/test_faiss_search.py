@@ -5,7 +5,7 @@ import pytest
 
 from delg_tf.retrieval.exact_search import exact_search
 from delg_tf.retrieval.faiss_search import FaissIndex
-from delg_tf.retrieval.search_index import load_index
+from delg_tf.retrieval.index_loading import load_index
 
 
 def _clustered(rng, n, d, centers):
