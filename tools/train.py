@@ -21,7 +21,7 @@ import sys
 
 from absl import app, flags, logging
 
-from delg_tf.training.config import STRATEGIES, TrainConfig
+from delg_tf.training.config import STRATEGIES, TrainConfig, check_input_source
 
 FLAGS = flags.FLAGS
 
@@ -136,7 +136,7 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
             "global and local features together."
         )
     train_file_pattern = values.train_file_pattern or ""
-    preflight.check_input_source(
+    check_input_source(
         train_file_pattern=train_file_pattern,
         validation_file_pattern=values.validation_file_pattern,
         tfds_name=values.tfds_name,

@@ -29,7 +29,7 @@ import tensorflow as tf
 from absl import logging
 
 from delg_tf.training.config import TrainConfig
-from delg_tf.training.preflight import FlagError
+from delg_tf.training.errors import FlagError
 
 CHECKPOINT_DIR = "checkpoints"
 MODEL_CONFIG_FILE = "model_config.json"

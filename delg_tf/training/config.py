@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from delg_tf.training.errors import FlagError
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
 
 
@@ -80,9 +82,6 @@ class TrainConfig:
     summary_images: int = 4
 
     def __post_init__(self) -> None:
-        # Imported here so that defining the binary's flags does not import TensorFlow.
-        from delg_tf.training.preflight import check_input_source
-
         check_input_source(
             train_file_pattern=self.train_file_pattern,
             validation_file_pattern=self.validation_file_pattern,
@@ -126,3 +125,40 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         return cls(**json.loads(text))
+
+
+def check_input_source(
+    *,
+    train_file_pattern: str,
+    validation_file_pattern: str,
+    tfds_name: str,
+    tfds_split: str,
+    tfds_validation_split: str,
+) -> None:
+    """Checks that the input is TFRecords or a TFDS dataset: exactly one of them.
+
+    Raises:
+      FlagError: naming the conflicting or missing flags.
+    """
+    if tfds_name:
+        for flag, value in (
+            ("train_file_pattern", train_file_pattern),
+            ("validation_file_pattern", validation_file_pattern),
+        ):
+            if value:
+                raise FlagError(
+                    f"--tfds_name={tfds_name} and --{flag}={value} are both set; train from a "
+                    "TFDS dataset or from TFRecords, not both."
+                )
+        if not tfds_split:
+            raise FlagError(f"--tfds_split is empty; give the training split of {tfds_name}.")
+        return
+    if tfds_validation_split:
+        raise FlagError(
+            f"--tfds_validation_split={tfds_validation_split} needs --tfds_name; validation of a "
+            "TFRecord run is --validation_file_pattern."
+        )
+    if not train_file_pattern:
+        raise FlagError(
+            "--train_file_pattern is required (or --tfds_name to train from a TFDS dataset)."
+        )

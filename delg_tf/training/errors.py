@@ -1,4 +1,8 @@
-"""Why a training run stopped on bad state (the binary prints these without a traceback)."""
+"""Why a training run refused to start or stopped (the binary prints these without a traceback)."""
+
+
+class FlagError(ValueError):
+    """A flag value that cannot work; the message names the flag."""
 
 
 class TrainingError(RuntimeError):

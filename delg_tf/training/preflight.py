@@ -1,7 +1,8 @@
 """Checks that run before training and fail with a message naming the flag and the value.
 
 A bad flag should cost seconds, not the minutes of building a model and tracing a step:
-- TFRecords and a TFDS dataset given together, or neither;
+- TFRecords and a TFDS dataset given together, or neither (`config.check_input_source`, run
+  when a `TrainConfig` is made);
 - a file pattern that matches nothing;
 - a class count that disagrees with the dataset's `relabeling.csv`, or labels outside it in a
   sample of the training records (the step guards every label as well);
@@ -14,60 +15,17 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from delg_tf.data import example_schema, reader
-
-if TYPE_CHECKING:
-    from delg_tf.training.config import TrainConfig
+from delg_tf.training.config import TrainConfig
+from delg_tf.training.errors import FlagError
 
 RELABELING_FILE = "relabeling.csv"
 
 # Class counts of the official `--dataset_version` values (delg_reference.md §2.1).
 DATASET_NUM_CLASSES = {"gld_v1": 14951, "gld_v2": 203094, "gld_v2_clean": 81313}
-
-
-class FlagError(ValueError):
-    """A flag value that cannot work; the message names the flag."""
-
-
-def check_input_source(
-    *,
-    train_file_pattern: str,
-    validation_file_pattern: str,
-    tfds_name: str,
-    tfds_split: str,
-    tfds_validation_split: str,
-) -> None:
-    """Checks that the input is TFRecords or a TFDS dataset: exactly one of them.
-
-    Raises:
-      FlagError: naming the conflicting or missing flags.
-    """
-    if tfds_name:
-        for flag, value in (
-            ("train_file_pattern", train_file_pattern),
-            ("validation_file_pattern", validation_file_pattern),
-        ):
-            if value:
-                raise FlagError(
-                    f"--tfds_name={tfds_name} and --{flag}={value} are both set; train from a "
-                    "TFDS dataset or from TFRecords, not both."
-                )
-        if not tfds_split:
-            raise FlagError(f"--tfds_split is empty; give the training split of {tfds_name}.")
-        return
-    if tfds_validation_split:
-        raise FlagError(
-            f"--tfds_validation_split={tfds_validation_split} needs --tfds_name; validation of a "
-            "TFRecord run is --validation_file_pattern."
-        )
-    if not train_file_pattern:
-        raise FlagError(
-            "--train_file_pattern is required (or --tfds_name to train from a TFDS dataset)."
-        )
 
 
 def match_files(flag_name: str, pattern: str) -> list[str]:
