@@ -5,10 +5,15 @@
   delg-extract --model_path=... --dataset_file_path=gnd_roxford5k.pkl --images_dir=oxford/jpg \
       --image_set=query --output_features_dir=roxf_query/
 
-Settings (scales, threshold, max features, max image size) come from the export; the flags
-below override them. A SavedModel with the same `serving_default` signature but not written by
-delg-export (no settings asset) takes the official DELG extraction defaults and needs
---attention_threshold. Rerunning on the same --output_features_dir resumes; unreadable
+  delg-extract --model_path=r50delg_gldv2clean_20200914 \
+      --official_config=r50delg_gldv2clean_config.pbtxt --images_dir=photos/ ...
+
+--model_path takes our exports, official TF2 exports and Google's released TF1 models; the kind
+is detected from what the SavedModel holds. Settings (scales, threshold, max features, max image
+size) come from our export's settings asset, or from --official_config (an official DELG
+extraction config); the flags below override either. An official model without
+--official_config takes the official DELG extraction defaults and needs --attention_threshold.
+Rerunning on the same --output_features_dir resumes; unreadable
 images are skipped and listed in the store (and in the log).
 """
 
@@ -16,19 +21,31 @@ from __future__ import annotations
 
 import os
 
-import tensorflow as tf
 from absl import app, flags, logging
 
-from delg_tf.export.export_settings import SETTINGS_FILENAME, read_settings, settings_path
-from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, extract_to_store
+from delg_tf.export.export_settings import SETTINGS_FILENAME
+from delg_tf.extraction.extractor import (
+    ExtractionOptions,
+    SavedModelExtractor,
+    extract_to_store,
+    settings_if_any,
+)
 from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
+from delg_tf.extraction.model_loading import is_saved_model_dir
+from delg_tf.extraction.official_config import read_official_config
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
     "model_path",
     None,
-    "SavedModel written by delg-export, or another with its serving_default signature (then "
-    "--attention_threshold is required).",
+    "SavedModel: written by delg-export, an official TF2 export, or a released TF1 DELG model "
+    "(an official model needs --official_config or --attention_threshold).",
+)
+flags.DEFINE_string(
+    "official_config",
+    None,
+    "Official DELG extraction config (delf_config.proto text format, e.g. "
+    "r50delg_gldv2clean_config.pbtxt): scales, threshold, max features, max image size.",
 )
 flags.DEFINE_string("output_features_dir", None, "Feature store directory (resumed if present).")
 flags.DEFINE_string("images_dir", None, "Image folder (alone: every image under it).")
@@ -57,33 +74,35 @@ def _records():
 
 
 def _options(model_path: str) -> ExtractionOptions:
-    """The export's settings asset with the flags' overrides; the flags alone without one."""
-    if not any(
-        tf.io.gfile.exists(os.path.join(model_path, name))
-        for name in ("saved_model.pb", "saved_model.pbtxt")
-    ):
+    """Settings asset, then --official_config, then the flags (each overrides the one before)."""
+    if not is_saved_model_dir(model_path):
         raise app.UsageError(f"--model_path={model_path} is not a SavedModel directory")
-    settings = None
-    if tf.io.gfile.exists(settings_path(model_path)):
-        settings = read_settings(model_path)
-    else:
+    settings = settings_if_any(model_path)
+    overrides = {}
+    if FLAGS.official_config:
+        try:
+            overrides = read_official_config(FLAGS.official_config).options()
+        except ValueError as error:
+            raise app.UsageError(f"--official_config: {error}") from None
+    elif settings is None:
         logging.warning(
             "%s has no assets/%s (not written by delg-export): using the flags and the official "
             "DELG extraction defaults.",
             model_path,
             SETTINGS_FILENAME,
         )
+    flag_values = {
+        "attention_threshold": FLAGS.attention_threshold,
+        "max_feature_num": FLAGS.max_feature_num,
+        "max_image_size": FLAGS.max_image_size,
+        "image_scales": [float(s) for s in FLAGS.image_scales] if FLAGS.image_scales else None,
+        "global_scales_ind": [int(i) for i in FLAGS.global_scales_ind]
+        if FLAGS.global_scales_ind
+        else None,
+    }
+    overrides.update({k: v for k, v in flag_values.items() if v is not None})
     try:
-        options = ExtractionOptions.from_settings(
-            settings,
-            attention_threshold=FLAGS.attention_threshold,
-            max_feature_num=FLAGS.max_feature_num,
-            max_image_size=FLAGS.max_image_size,
-            image_scales=[float(s) for s in FLAGS.image_scales] if FLAGS.image_scales else None,
-            global_scales_ind=[int(i) for i in FLAGS.global_scales_ind]
-            if FLAGS.global_scales_ind
-            else None,
-        )
+        options = ExtractionOptions.from_settings(settings, **overrides)
     except ValueError as error:
         raise app.UsageError(f"{model_path}: {error}") from None
     logging.info("Extraction settings: %s", options)
@@ -95,7 +114,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     records = _records()
     options = _options(FLAGS.model_path)
-    extractor = SavedModelExtractor(FLAGS.model_path, options)
+    try:
+        extractor = SavedModelExtractor(FLAGS.model_path, options)
+    except ValueError as error:
+        raise app.UsageError(f"--model_path: {error}") from None
+    logging.info("%s: model kind %s", FLAGS.model_path, extractor.model_kind)
     os.makedirs(FLAGS.output_features_dir, exist_ok=True)
     with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:
         f.write(FLAGS.flags_into_string())

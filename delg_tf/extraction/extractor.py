@@ -1,8 +1,9 @@
 """Feature extraction driven by a SavedModel: images in, feature store out.
 
-The model is used only through its official-compatible `serving_default` signature, with the
-extraction settings read from the export's settings asset (flags may override them), so the same
-code runs any export that has that signature. Decoding and resizing run in a tf.data pipeline
+The model is called only with the official DELG inputs and outputs (`model_loading`), so the same
+code runs our exports, official TF2 exports and the released TF1 models. The extraction settings
+come from our export's settings asset, or for an official model from flags or its official
+config (`official_config`); flags override either. Decoding and resizing run in a tf.data pipeline
 (parallel map + prefetch) that overlaps the network.
 
 Resume: the feature store records every finished image (and every failure); a rerun skips them,
@@ -27,6 +28,7 @@ from delg_tf.export.export_settings import (
     DEFAULT_MAX_IMAGE_SIZE,
     ExportSettings,
     read_settings,
+    settings_path,
 )
 from delg_tf.export.postprocessing import (
     aggregate_global_descriptors,
@@ -35,6 +37,7 @@ from delg_tf.export.postprocessing import (
 )
 from delg_tf.extraction.feature_store import FeatureStoreWriter
 from delg_tf.extraction.image_inputs import ImageLoadError, ImageRecord, load_image
+from delg_tf.extraction.model_loading import DELG_TF, DelgSavedModel
 
 _LOG = logging.getLogger(__name__)
 
@@ -94,8 +97,8 @@ class ExtractionOptions:
                 "pass --attention_threshold"
                 if settings is not None
                 else "a SavedModel without delg-export's settings asset needs "
-                "--attention_threshold (the other settings default to the official DELG "
-                "extraction config)"
+                "--attention_threshold or --official_config (the other settings default to the "
+                "official DELG extraction config)"
             )
         bad = [i for i in values["global_scales_ind"] if not 0 <= i < len(values["image_scales"])]
         if bad:
@@ -106,42 +109,56 @@ class ExtractionOptions:
         return cls(**values)
 
 
+def settings_if_any(model_path: str) -> ExportSettings | None:
+    """The export's settings asset, or None for a SavedModel without one (an official model).
+
+    Raises:
+      ValueError: for a malformed settings file.
+    """
+    return read_settings(model_path) if tf.io.gfile.exists(settings_path(model_path)) else None
+
+
 class SavedModelExtractor:
-    """Runs an export's `serving_default` on one image and post-processes like the official code.
+    """Runs a DELG SavedModel on one image and post-processes like the official extractor.
+
+    The model may be a delg-export export, an official TF2 export or a released TF1 model
+    (`model_loading`); `model_kind` says which. Every kind returns the official raw outputs, and
+    the post-processing is the official one for all: keypoints at the box centres mapped back
+    through the resize, L2-normalised local descriptors, and the global descriptor L2-normalised
+    per scale, summed and L2-normalised again (delg_reference.md §3.3).
 
     Args:
-      model_path: SavedModel directory written by delg-export (or any export with the official
-        DELG signature, given `options`).
-      options: Extraction options; default: from the export's settings asset.
+      model_path: SavedModel directory.
+      options: Extraction options; default: from the export's settings asset (an official model
+        has none, so it needs `options` with an attention threshold).
+
+    Raises:
+      ValueError: not a DELG SavedModel (naming what is missing), or no attention threshold.
     """
 
     def __init__(self, model_path: str, options: ExtractionOptions | None = None):
         self.model_path = model_path
-        self.settings = read_settings(model_path) if options is None else None
+        self._model = DelgSavedModel(model_path)
+        self.settings = read_settings(model_path) if self._model.kind == DELG_TF else None
         self.options = options or ExtractionOptions.from_settings(self.settings)
-        self._loaded = tf.saved_model.load(model_path)
-        if "serving_default" not in self._loaded.signatures:
-            raise ValueError(f"{model_path}: SavedModel has no serving_default signature")
-        self._serving = self._loaded.signatures["serving_default"]
         self._scales = tf.constant(self.options.image_scales, tf.float32)
         self._global_ind = tf.constant(self.options.global_scales_ind, tf.int32)
         self._threshold = tf.constant(self.options.attention_threshold, tf.float32)
         self._max_num = tf.constant(self.options.max_feature_num, tf.int32)
 
     @property
+    def model_kind(self) -> str:
+        """ "delg_tf", "official_tf2" or "official_tf1" (`model_loading.MODEL_KINDS`)."""
+        return self._model.kind
+
+    @property
     def loaded(self):
-        """The loaded SavedModel (for its other signatures)."""
-        return self._loaded
+        """The loaded SavedModel (for a delg_tf export's other signatures)."""
+        return self._model.loaded
 
     def raw(self, image: np.ndarray | tf.Tensor) -> dict[str, tf.Tensor]:
         """The official outputs for one uint8 [H, W, 3] image (boxes, features, scales, ...)."""
-        return self._serving(
-            input_image=tf.convert_to_tensor(image, tf.uint8),
-            input_scales=self._scales,
-            input_max_feature_num=self._max_num,
-            input_abs_thres=self._threshold,
-            input_global_scales_ind=self._global_ind,
-        )
+        return self._model(image, self._scales, self._max_num, self._threshold, self._global_ind)
 
     def __call__(
         self, image: np.ndarray | tf.Tensor, scale_factors: np.ndarray | tf.Tensor
@@ -159,23 +176,27 @@ class SavedModelExtractor:
         """
         out = self.raw(image)
         local = {
-            "locations": keypoint_locations(out["boxes"], tf.cast(scale_factors, tf.float32)),
-            "descriptors": normalize_local_descriptors(out["features"]),
-            "scales": out["scales"],
-            "attention": tf.reshape(out["scores"], [-1]),
+            "locations": keypoint_locations(
+                tf.cast(out["boxes"], tf.float32), tf.cast(scale_factors, tf.float32)
+            ),
+            "descriptors": normalize_local_descriptors(tf.cast(out["features"], tf.float32)),
+            "scales": tf.cast(tf.reshape(out["scales"], [-1]), tf.float32),
+            "attention": tf.cast(tf.reshape(out["scores"], [-1]), tf.float32),
         }
-        global_descriptor = aggregate_global_descriptors(out["global_descriptors"])
+        global_descriptor = aggregate_global_descriptors(
+            tf.cast(out["global_descriptors"], tf.float32)
+        )
         return global_descriptor.numpy(), {k: v.numpy() for k, v in local.items()}
 
     @property
     def global_dim(self) -> int:
-        """D, from the signature's static output shape."""
-        return int(self._serving.structured_outputs["global_descriptors"].shape[-1])
+        """D, from the model's static output shape (or one tiny probe run)."""
+        return self._model.global_dim
 
     @property
     def local_dim(self) -> int:
-        """d, from the signature's static output shape."""
-        return int(self._serving.structured_outputs["features"].shape[-1])
+        """d, from the model's static output shape (or one tiny probe run)."""
+        return self._model.local_dim
 
 
 def image_dataset(
