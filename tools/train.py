@@ -71,6 +71,13 @@ flags.DEFINE_integer("autoencoder_dimensions", 128, "Local descriptor size (auto
 
 # --- Added here.
 flags.DEFINE_string("backbone", "resnet50", "Backbone: resnet50, resnet101 or resnet_tiny.")
+flags.DEFINE_enum(
+    "attention_wiring",
+    "paper",
+    ["paper", "pre_2021"],
+    "Local head: 'paper' (attention on conv4, pooling over the reconstruction; official since "
+    "2021) or 'pre_2021' (attention on the reconstruction). A resumed run keeps its own.",
+)
 flags.DEFINE_integer(
     "num_classes",
     None,
@@ -181,6 +188,7 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
         delg_arcface_margin=values.delg_arcface_margin,
         use_autoencoder=values.use_autoencoder,
         autoencoder_dimensions=values.autoencoder_dimensions,
+        attention_wiring=values.attention_wiring,
         sync_batch_norm=values.sync_batch_norm,
         attention_loss_weight=values.attention_loss_weight,
         reconstruction_loss_weight=values.reconstruction_loss_weight,

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from delg_tf.models import DelgModel
+from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
 
 MODEL_CONFIG_FILE = "model_config.json"
 CHECKPOINT_SUBDIR = "checkpoints"
@@ -63,7 +64,11 @@ def resolve_checkpoint(ckpt_path: str) -> tuple[str, str]:
 
 
 def read_model_config(path: str) -> dict[str, Any]:
-    """Reads model_config.json; errors name the file."""
+    """Reads model_config.json; errors name the file.
+
+    A config without ``attention_wiring`` (written before delg-tf recorded it) is returned with
+    ``"pre_2021"`` filled in, after one warning naming the file.
+    """
     try:
         with tf.io.gfile.GFile(path, "r") as f:
             config = json.load(f)
@@ -71,6 +76,10 @@ def read_model_config(path: str) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
     if not isinstance(config, dict) or "num_classes" not in config:
         raise ValueError(f"{path}: not a DelgModel config (no num_classes)")
+    try:
+        config[CONFIG_KEY] = attention_wiring_of(config, source=path)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
     return config
 
 

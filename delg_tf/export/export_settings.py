@@ -48,6 +48,9 @@ class ExportSettings:
       compute_dtype: "float32" or "bfloat16" (the network's compute dtype).
       calibration: How the threshold was chosen (None when not calibrated).
       model_config: The DelgModel config the export was built from.
+      attention_wiring: "paper" or "pre_2021" (`delg_tf.models.attention_wiring`): where the
+        keypoints' attention was computed. None in exports written before it was recorded
+        (those are "pre_2021").
       format_version: Version of this file.
     """
 
@@ -67,6 +70,7 @@ class ExportSettings:
     compute_dtype: str = "float32"
     calibration: dict[str, Any] | None = None
     model_config: dict[str, Any] | None = None
+    attention_wiring: str | None = None
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:

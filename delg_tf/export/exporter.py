@@ -51,6 +51,7 @@ def settings_for_model(
         attention_threshold=None if attention_threshold is None else float(attention_threshold),
         compute_dtype=compute_dtype,
         model_config=model_config,
+        attention_wiring=model.attention_wiring,
     )
     settings.validate()
     return settings

@@ -65,7 +65,9 @@ class DelgExtractionModule(tf.Module):
         self._max_feature_num = int(settings.max_feature_num)
 
     def _model_fn(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        out = self.model(images, training=False)
+        # Not `model.call`: with the paper wiring the decoder and the attention classifier
+        # only serve training, so the extraction graph leaves them out.
+        out = self.model.extraction_outputs(images, training=False)
         return out["global_descriptor"], out["attention"], out["local_descriptors"]
 
     def _pyramid(self, image, scales, global_scales_ind, abs_thres, max_feature_num):

@@ -18,7 +18,7 @@ class Attention(keras.layers.Layer):
         synchronized_bn: Cross-replica BatchNorm statistics.
 
     Call args:
-        features: [B, h, w, C] (the reconstruction S' when the autoencoder is used).
+        features: [B, h, w, C] S (or the reconstruction S' in the pre-2021 wiring).
         training: BatchNorm mode.
 
     Returns:

@@ -43,6 +43,10 @@ class Autoencoder(keras.layers.Layer):
         reduced = self.reduce(features)
         return reduced, self.expand(reduced)
 
+    def encode(self, features):
+        """The local descriptor alone, [B, h, w, d] (no decoder: what extraction needs)."""
+        return self.reduce(features)
+
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.reduced_dim), (*input_shape[:-1], self.expanded_dim)
 

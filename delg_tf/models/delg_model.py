@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from delg_tf.models.arcface import ArcFace
+from delg_tf.models.attention_wiring import CONFIG_KEY, PAPER, attention_wiring_of
 from delg_tf.models.backbones import get_backbone
 from delg_tf.models.global_head import GlobalHead
 from delg_tf.models.local_head import LocalHead
@@ -21,7 +22,7 @@ class DelgModel(keras.Model):
     ``input_normalization``) and returns a dict of float32 tensors:
 
     - ``global_descriptor`` [B, D]: whitened GeM of conv5, not L2-normalized.
-    - ``attention`` [B, h, w, 1]: softplus attention scores on the local map.
+    - ``attention`` [B, h, w, 1]: softplus attention scores (on S with the default wiring).
     - ``attention_logits`` [B, N]: attention classifier logits.
     - ``local_descriptors`` [B, h, w, d]: autoencoder bottleneck (conv4 itself without it).
     - ``reconstruction`` [B, h, w, C4]: autoencoder output S' (only with the autoencoder).
@@ -56,6 +57,10 @@ class DelgModel(keras.Model):
         autoencoder_dim: Local descriptor size d.
         attention_filters: Hidden channels of the attention module.
         synchronized_bn: Cross-replica BatchNorm everywhere (multi-replica = single replica).
+        attention_wiring: ``"paper"`` (attention on S, pooling over the reconstruction; the
+            paper and the official code since 2021) or ``"pre_2021"`` (attention on the
+            reconstruction, pooling over S); see ``delg_tf.models.attention_wiring``.
+            ``from_config`` reads a config without this key as ``"pre_2021"``.
         **kwargs: keras.Model arguments (name, ...).
     """
 
@@ -75,6 +80,7 @@ class DelgModel(keras.Model):
         autoencoder_dim: int = 128,
         attention_filters: int = 512,
         synchronized_bn: bool = False,
+        attention_wiring: str = PAPER,
         **kwargs,
     ):
         kwargs.setdefault("name", "delg")
@@ -118,8 +124,14 @@ class DelgModel(keras.Model):
             autoencoder_dim=self.autoencoder_dim,
             attention_filters=self.attention_filters,
             synchronized_bn=self.synchronized_bn,
+            attention_wiring=attention_wiring,
             name="local_head",
         )
+
+    @property
+    def attention_wiring(self) -> str:
+        """``"paper"`` or ``"pre_2021"`` (see ``delg_tf.models.attention_wiring``)."""
+        return self.local_head.attention_wiring
 
     @property
     def input_normalization(self) -> str:
@@ -167,6 +179,27 @@ class DelgModel(keras.Model):
             outputs["reconstruction"] = local["reconstruction"]
         return {key: at_least_float32(value) for key, value in outputs.items()}
 
+    def extraction_outputs(self, images, training=False):
+        """The outputs extraction uses, without what only training needs.
+
+        Runs the backbone, the global head, the encoder and the attention, but (with the paper
+        wiring) not the decoder, the attention pooling or the classifier. Values equal the
+        same keys of ``call``.
+
+        Args:
+            images: [B, H, W, 3] normalized float images.
+            training: BatchNorm mode.
+
+        Returns:
+            Dict of float32 ``global_descriptor`` [B, D], ``attention`` [B, h, w, 1],
+            ``local_descriptors`` [B, h, w, d].
+        """
+        features = self.backbone(images, training=training)
+        # No stop-gradient here: nothing is differentiated at extraction (see ``call``).
+        local = self.local_head.keypoint_outputs(features["local"], training=training)
+        outputs = {"global_descriptor": self.global_head(features["conv5"]), **local}
+        return {key: at_least_float32(value) for key, value in outputs.items()}
+
     def global_logits(self, global_descriptor, labels=None, training=None):
         """ArcFace logits [B, N] float32 (margin only with labels and training=True).
 
@@ -195,5 +228,12 @@ class DelgModel(keras.Model):
             autoencoder_dim=self.autoencoder_dim,
             attention_filters=self.attention_filters,
             synchronized_bn=self.synchronized_bn,
+            attention_wiring=self.attention_wiring,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config saved before the wiring was recorded describes the pre-2021 wiring.
+        config = {**config, CONFIG_KEY: attention_wiring_of(config)}
+        return super().from_config(config)

@@ -21,6 +21,7 @@ checkpoints if the newest one cannot be read (e.g. a truncated file on a full di
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -28,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import FlagError
 
@@ -43,6 +45,7 @@ MODEL_FIELDS = (
     "delg_embedding_layer_dim",
     "use_autoencoder",
     "autoencoder_dimensions",
+    "attention_wiring",
 )
 
 
@@ -114,6 +117,23 @@ def write_run_files(
     write_model_config(model_config, logdir)
     if flags_text is not None:
         write_text_atomically(os.path.join(logdir, FLAGS_FILE), flags_text)
+
+
+def keep_recorded_wiring(config: TrainConfig, logdir: str) -> TrainConfig:
+    """The config a resumed run trains with: the attention wiring its model_config.json names.
+
+    A run started before the wiring was recorded trained the ``"pre_2021"`` wiring; it keeps
+    it (with one warning) whatever ``--attention_wiring`` says, so a resume never changes the
+    model under its checkpoint.
+    """
+    path = os.path.join(logdir, MODEL_CONFIG_FILE)
+    if not tf.io.gfile.exists(path):
+        return config
+    with tf.io.gfile.GFile(path) as f:
+        recorded = json.load(f)
+    if CONFIG_KEY in recorded:
+        return config  # check_resumed_config compares it with the flag
+    return dataclasses.replace(config, attention_wiring=attention_wiring_of(recorded, path))
 
 
 def check_resumed_config(config: TrainConfig, logdir: str) -> None:

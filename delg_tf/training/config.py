@@ -55,6 +55,8 @@ class TrainConfig:
     delg_arcface_margin: float = 0.1
     use_autoencoder: bool = True
     autoencoder_dimensions: int = 128
+    # delg_tf.models.attention_wiring: "paper" or "pre_2021".
+    attention_wiring: str = "paper"
     sync_batch_norm: bool = True
     # Losses.
     attention_loss_weight: float = 1.0
@@ -106,6 +108,13 @@ class TrainConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+        from delg_tf.models.attention_wiring import ATTENTION_WIRINGS
+
+        if self.attention_wiring not in ATTENTION_WIRINGS:
+            raise ValueError(
+                f"--attention_wiring={self.attention_wiring!r}; expected one of "
+                f"{ATTENTION_WIRINGS}."
+            )
         if self.initial_lr < 0:
             raise ValueError(f"--initial_lr must be >= 0, got {self.initial_lr}.")
 

@@ -127,6 +127,7 @@ class Trainer:
         checkpoint_dir = checkpointing.checkpoint_dir(config.logdir)
         resuming = tf.train.get_checkpoint_state(checkpoint_dir) is not None
         if resuming:
+            config = self.config = checkpointing.keep_recorded_wiring(config, config.logdir)
             checkpointing.check_resumed_config(config, config.logdir)
 
         keras.utils.set_random_seed(config.seed)

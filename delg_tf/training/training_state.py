@@ -57,6 +57,7 @@ def model_kwargs(config: TrainConfig, backbone_weights: str | None, synchronized
         arcface_margin=config.delg_arcface_margin,
         use_autoencoder=config.use_autoencoder,
         autoencoder_dim=config.autoencoder_dimensions,
+        attention_wiring=config.attention_wiring,
         synchronized_bn=synchronized_bn,
     )
 

@@ -54,11 +54,31 @@ def test_local_head_wiring_with_and_without_autoencoder():
         "attention": (2, 3, 4, 1),
         "attention_logits": (2, 3),
     }
-    # Attention is computed on the reconstruction S', pooling runs over S.
-    scores, _ = head.attention(out["reconstruction"], training=False)
+    # Paper wiring: attention computed on S, pooling runs over the reconstruction S'.
+    scores, _ = head.attention(S, training=False)
     np.testing.assert_allclose(out["attention"], scores, atol=1e-6)
-    pooled = attention_pool(S, out["attention"])
+    pooled = attention_pool(out["reconstruction"], out["attention"])
     np.testing.assert_allclose(out["attention_logits"], head.classifier(pooled), atol=1e-5)
+    keypoints = head.keypoint_outputs(S, training=False)
+    np.testing.assert_array_equal(keypoints["attention"], out["attention"])
+    np.testing.assert_array_equal(keypoints["local_descriptors"], out["local_descriptors"])
+
+    # Pre-2021 wiring, same weights: attention on S', pooling over S.
+    old = LocalHead(
+        num_classes=3, feature_dim=8, autoencoder_dim=5, attention_filters=6,
+        attention_wiring="pre_2021",
+    )  # fmt: skip
+    old.build(S.shape)
+    old.set_weights(head.get_weights())
+    out_old = old(S, training=False)
+    scores, _ = old.attention(out_old["reconstruction"], training=False)
+    np.testing.assert_allclose(out_old["attention"], scores, atol=1e-6)
+    assert not np.allclose(out_old["attention"], out["attention"], atol=1e-3)
+    pooled = attention_pool(S, out_old["attention"])
+    np.testing.assert_allclose(out_old["attention_logits"], old.classifier(pooled), atol=1e-5)
+    np.testing.assert_array_equal(out_old["local_descriptors"], out["local_descriptors"])
+    keypoints = old.keypoint_outputs(S, training=False)
+    np.testing.assert_allclose(keypoints["attention"], out_old["attention"], atol=1e-7)
 
     plain = LocalHead(num_classes=3, feature_dim=8, use_autoencoder=False, attention_filters=6)
     out = plain(S, training=False)
@@ -74,6 +94,7 @@ def test_local_head_wiring_with_and_without_autoencoder():
         Attention(6, synchronized_bn=True, name="att"),
         LocalHead(3, 8, autoencoder_dim=5, attention_filters=6, name="lh"),
         LocalHead(3, 8, use_autoencoder=False, attention_filters=6, name="lh2"),
+        LocalHead(3, 8, autoencoder_dim=5, attention_wiring="pre_2021", name="lh3"),
     ],
 )
 def test_serialization_round_trip(layer):
@@ -93,3 +114,8 @@ def test_training_mode_updates_attention_batch_norm_statistics():
     before = att.bn.moving_mean.numpy().copy()
     att(tf.constant(S), training=True)
     assert not np.allclose(att.bn.moving_mean.numpy(), before)
+
+
+def test_unknown_wiring_is_refused():
+    with pytest.raises(ValueError, match="attention_wiring='official'; expected one of"):
+        LocalHead(3, 8, attention_wiring="official")
