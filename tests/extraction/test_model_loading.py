@@ -154,3 +154,21 @@ def test_calibration_runs_on_an_official_model_without_writing(models, tmp_path)
     assert result.threshold == pytest.approx(fifth) and fifth > 5.0  # white cells: about 6
     with pytest.raises(ValueError, match="official_tf1 model, which has no settings asset"):
         calibrate_export(models[OFFICIAL_TF1], records, target=5, write=True)
+
+
+def test_visualize_draws_an_official_model(models, tmp_path):
+    from PIL import Image
+
+    from delg_tf.visualization.attention_map import visualize_attention
+
+    Image.fromarray(block_image()).save(tmp_path / "b.png")
+    count = visualize_attention(
+        models[OFFICIAL_TF1], str(tmp_path / "b.png"), str(tmp_path / "out.png"),
+        attention_threshold=1.0, max_image_size=200,
+    )  # fmt: skip
+    # Official default scales (0.25 ... 2): as many keypoints as the extractor gives.
+    options = ExtractionOptions.from_settings(None, attention_threshold=1.0, max_image_size=200)
+    _, local = SavedModelExtractor(models[OFFICIAL_TF1], options)(block_image(), np.ones(2))
+    assert count == len(local["attention"]) > 0
+    with Image.open(tmp_path / "out.png") as png:
+        assert png.format == "PNG"
