@@ -49,6 +49,8 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "h5py>=3.10",
+        # Official DELG pbtxt configs are parsed with protobuf's text format (a TF dependency).
+        "protobuf>=6.31",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],

@@ -17,7 +17,11 @@ from delg_tf.extraction.image_inputs import folder_records
 from delg_tf.extraction.threshold_calibration import calibrate_export
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_path", None, "SavedModel written by delg-export (updated in place).")
+flags.DEFINE_string(
+    "model_path",
+    None,
+    "SavedModel written by delg-export (updated in place), or an official model (with --dry_run).",
+)
 flags.DEFINE_string("images_dir", None, "Folder of sample images like the ones to extract.")
 flags.DEFINE_integer("target_features", 1000, "Wanted features for the median image.")
 flags.DEFINE_integer("max_images", 200, "Most sample images used.")
@@ -34,9 +38,12 @@ def main(argv: list[str]) -> None:
     if len(records) > FLAGS.max_images:
         records = sorted(random.Random(FLAGS.seed).sample(records, FLAGS.max_images),
                          key=lambda r: r.image_id)  # fmt: skip
-    result = calibrate_export(
-        FLAGS.model_path, records, target=FLAGS.target_features, write=not FLAGS.dry_run
-    )
+    try:
+        result = calibrate_export(
+            FLAGS.model_path, records, target=FLAGS.target_features, write=not FLAGS.dry_run
+        )
+    except ValueError as error:  # not a DELG SavedModel, or an official one without --dry_run
+        raise app.UsageError(f"--model_path: {error}") from None
     print(
         f"attention_threshold={result.threshold:.6g} "
         f"median_features={result.median_count:g} on {len(result.counts)} images "

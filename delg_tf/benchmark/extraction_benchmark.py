@@ -20,10 +20,9 @@ from tensorflow.python.framework.convert_to_constants import (
 )
 
 from delg_tf.export.checkpoint_loading import build_model
-from delg_tf.export.export_settings import read_settings
 from delg_tf.export.exporter import save_module, settings_for_model
 from delg_tf.export.multiscale import scaled_size
-from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor
+from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, settings_if_any
 
 
 def export_untrained(
@@ -149,7 +148,7 @@ def benchmark_extraction(
     """Times full extraction (all scales, selection, post-processing) of synthetic images.
 
     Args:
-      model_path: delg-export SavedModel.
+      model_path: delg-export SavedModel (or an official model, with `attention_threshold`).
       image_shape: (H, W) of the model input (already resized).
       num_images: Timed images (median reported).
       warmup: Untimed first images (tracing, oneDNN kernel selection).
@@ -157,7 +156,7 @@ def benchmark_extraction(
       gflops_per_image: Network arithmetic, for GFLOP/s (see `network_gflops`).
     """
     options = ExtractionOptions.from_settings(
-        read_settings(model_path), attention_threshold=attention_threshold
+        settings_if_any(model_path), attention_threshold=attention_threshold
     )
     extractor = SavedModelExtractor(model_path, options)
     rng = np.random.default_rng(0)

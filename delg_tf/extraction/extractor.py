@@ -188,6 +188,46 @@ class SavedModelExtractor:
         )
         return global_descriptor.numpy(), {k: v.numpy() for k, v in local.items()}
 
+    def attention_map(self, image: np.ndarray, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """The full attention map of one image at one scale, with its cells' boxes.
+
+        A delg_tf export has a signature for it. An official model returns only selected
+        features, so it is asked for every location (threshold -inf, no cap, one scale) and the
+        map is rebuilt from the boxes' centres.
+
+        Args:
+          image: uint8 [H, W, 3].
+          scale: Pyramid scale.
+
+        Returns:
+          (attention float32 [h, w], boxes float32 [h * w, 4] (ymin, xmin, ymax, xmax) of its
+          cells in image pixels, row-major).
+        """
+        signatures = self.loaded.signatures
+        if self.model_kind == DELG_TF and "extract_attention_map" in signatures:
+            out = signatures["extract_attention_map"](
+                input_image=tf.constant(image), input_scale=tf.constant(scale, tf.float32)
+            )
+            return out["attention"].numpy(), out["boxes"].numpy()
+        out = self._model(
+            image,
+            tf.constant([scale], tf.float32),
+            tf.constant(np.iinfo(np.int32).max),
+            tf.constant(float("-inf")),
+            tf.constant([0]),
+        )
+        boxes = out["boxes"].numpy().astype(np.float32)
+        scores = out["scores"].numpy().reshape(-1).astype(np.float32)
+        centres = keypoint_locations(tf.constant(boxes)).numpy()
+        rows, cols = np.unique(centres[:, 0]), np.unique(centres[:, 1])
+        if len(rows) * len(cols) != len(boxes):
+            raise ValueError(
+                f"{self.model_path}: {len(boxes)} locations do not form a grid "
+                f"({len(rows)} rows x {len(cols)} columns)"
+            )
+        order = np.lexsort((centres[:, 1], centres[:, 0]))  # row-major
+        return scores[order].reshape(len(rows), len(cols)), boxes[order]
+
     @property
     def global_dim(self) -> int:
         """D, from the model's static output shape (or one tiny probe run)."""

@@ -100,7 +100,11 @@ class DelgSavedModel:
         if not is_saved_model_dir(path):
             raise ValueError(f"{path} is not a SavedModel directory (no saved_model.pb)")
         self.path = path
-        self.loaded = tf.saved_model.load(path)
+        try:
+            self.loaded = tf.saved_model.load(path)
+        except (ValueError, OSError, tf.errors.OpError) as e:  # e.g. several TF1 MetaGraphs
+            first_line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise ValueError(f"{path}: the SavedModel does not load: {first_line}") from e
         signature = _official_signature(self.loaded)
         has_settings = tf.io.gfile.exists(settings_path(path))
         missing = _missing_graph_tensors(self.loaded)

@@ -18,9 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.export.export_settings import read_settings, set_attention_threshold
-from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, image_dataset
+from delg_tf.export.export_settings import DEFAULT_MAX_FEATURE_NUM, set_attention_threshold
+from delg_tf.extraction.extractor import (
+    ExtractionOptions,
+    SavedModelExtractor,
+    image_dataset,
+    settings_if_any,
+)
 from delg_tf.extraction.image_inputs import ImageRecord
+from delg_tf.extraction.model_loading import DELG_TF
 
 _LOG = logging.getLogger(__name__)
 _ALL = np.iinfo(np.int32).max
@@ -102,7 +108,7 @@ def calibrate_export(
     """Calibrates an export's attention threshold on sample images and records it.
 
     Args:
-      model_path: delg-export SavedModel.
+      model_path: delg-export SavedModel, or an official model (then `write` must be False).
       records: Sample images (loaded and resized as at extraction).
       target: Wanted median features per image.
       write: Write the threshold into the export's settings asset.
@@ -111,14 +117,20 @@ def calibrate_export(
     Returns:
       `CalibrationResult`.
     """
-    settings = read_settings(model_path)
+    # An official model has no settings asset: the official DELG scales and image size then.
     options = ExtractionOptions.from_settings(
-        settings, attention_threshold=_NO_THRESHOLD, max_feature_num=_ALL
+        settings_if_any(model_path), attention_threshold=_NO_THRESHOLD, max_feature_num=_ALL
     )
     extractor = SavedModelExtractor(model_path, options)
+    if write and extractor.model_kind != DELG_TF:
+        raise ValueError(
+            f"{model_path} is an {extractor.model_kind} model, which has no settings asset to "
+            "write the threshold into: calibrate it without writing (delg-calibrate-threshold "
+            "--dry_run) and pass the threshold to delg-extract --attention_threshold"
+        )
     scores, failures = [], []
     for index, image, _, error in image_dataset(
-        records, settings.max_image_size, num_parallel_calls
+        records, options.max_image_size, num_parallel_calls
     ):
         record = records[int(index)]
         reason = error.numpy().decode()
@@ -133,7 +145,12 @@ def calibrate_export(
     result = CalibrationResult(
         threshold=threshold,
         target=target,
-        counts=feature_counts(scores, threshold, settings.max_feature_num),
+        # The cap the extraction will apply: the export's, or the official default.
+        counts=feature_counts(
+            scores,
+            threshold,
+            (extractor.settings.max_feature_num if extractor.settings else DEFAULT_MAX_FEATURE_NUM),
+        ),
         failures=failures,
     )
     if threshold == 0.0:

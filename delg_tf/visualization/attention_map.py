@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from delg_tf.export.export_settings import read_settings
-from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor
+from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, settings_if_any
 from delg_tf.extraction.image_inputs import ImageRecord, load_image
 
 
@@ -82,7 +80,7 @@ def visualize_attention(
     """Writes the attention/keypoint PNG of one image through an export.
 
     Args:
-      model_path: delg-export SavedModel.
+      model_path: delg-export SavedModel, official TF2 export or released TF1 model.
       image_path: The image.
       output_path: PNG to write.
       attention_threshold: Override the export's threshold (needed if it is not calibrated).
@@ -92,21 +90,19 @@ def visualize_attention(
       The number of keypoints drawn.
     """
     options = ExtractionOptions.from_settings(
-        read_settings(model_path),
+        settings_if_any(model_path),
         attention_threshold=attention_threshold,
         max_image_size=max_image_size,
     )
     extractor = SavedModelExtractor(model_path, options)
     image, factors = load_image(ImageRecord("image", image_path), options.max_image_size)
     _, local = extractor(image, factors)
-    maps = extractor.loaded.signatures["extract_attention_map"](
-        input_image=tf.constant(image), input_scale=tf.constant(1.0)
-    )
+    attention, boxes = extractor.attention_map(image, 1.0)
     # The heatmap is computed on the resized image: map its boxes to the resized image's pixels
     # and the keypoints (original pixels) to the same frame.
     keypoints = local["locations"] * factors[np.newaxis]
     figure = attention_figure(
-        image, maps["attention"].numpy(), maps["boxes"].numpy(), keypoints,
+        image, attention, boxes, keypoints,
         title=f"{image_path} (threshold {options.attention_threshold:g})",
     )  # fmt: skip
     figure.savefig(output_path, format="png")

@@ -57,11 +57,22 @@ def tiny_net(images: tf.Tensor, w: dict) -> tuple[tf.Tensor, tf.Tensor, tf.Tenso
     return tf.matmul(pooled, w["global_2"]) + w["global_2_bias"], attention, local
 
 
-def official_pyramid(image, scales, max_feature_num, abs_thres, global_scales_ind, w):
+def official_pyramid(
+    image, scales, max_feature_num, abs_thres, global_scales_ind, w, net=None,
+    field=(CELL, CELL, 0), local_dim=LOCAL_DIM, global_dim=GLOBAL_DIM,
+):  # fmt: skip
     """The official export's computation, written independently of delg_tf's pyramid.
+
+    Args:
+      image, scales, max_feature_num, abs_thres, global_scales_ind: the official inputs.
+      w: `tiny_net`'s weights (ignored with `net`).
+      net: Another network, normalised images [1, h, w, 3] -> (global [1, D], attention
+        [1, h', w', 1], local [1, h', w', d]), with receptive `field` (size, stride, padding).
 
     Returns (boxes [N, 4], features [N, d], scales [N], scores [N, 1], global [G, D]).
     """
+    net = net or (lambda images: tiny_net(images, w))
+    size_rf, stride, padding = (float(v) for v in field)
     normalized = (tf.cast(image, tf.float32) - 128.0) / 128.0
     num = tf.size(scales)
 
@@ -69,19 +80,20 @@ def official_pyramid(image, scales, max_feature_num, abs_thres, global_scales_in
         scale = scales[i]
         size = tf.cast(tf.round(tf.cast(tf.shape(normalized)[:2], tf.float32) * scale), tf.int32)
         resized = tf.image.resize(normalized[tf.newaxis], size, method="bilinear")
-        global_desc, attention, local = tiny_net(resized, w)
+        global_desc, attention, local = net(resized)
         height, width = tf.shape(attention)[1], tf.shape(attention)[2]
         x, y = tf.meshgrid(tf.range(width), tf.range(height))
         cells = tf.cast(tf.reshape(tf.stack([y, x], axis=2), [-1, 2]), tf.float32)
         # Official CalculateReceptiveBoxes: stride * cell + [-p, -p, -p + rf - 1, -p + rf - 1].
-        boxes = tf.concat([cells, cells], 1) * CELL + [0.0, 0.0, CELL - 1.0, CELL - 1.0]
+        bias = [-padding, -padding, size_rf - 1.0 - padding, size_rf - 1.0 - padding]
+        boxes = tf.concat([cells, cells], 1) * stride + bias
         scores = tf.reshape(attention, [-1])
         keep = tf.reshape(tf.where(scores >= abs_thres), [-1])
         kept = tf.gather(scores, keep)
         return (
             i + 1,
             boxes_ta.write(i, tf.gather(boxes, keep) / scale),
-            feats_ta.write(i, tf.gather(tf.reshape(local, [-1, LOCAL_DIM]), keep)),
+            feats_ta.write(i, tf.gather(tf.reshape(local, [-1, local_dim]), keep)),
             scales_ta.write(i, tf.ones_like(kept) / scale),
             scores_ta.write(i, kept),
             global_ta.write(i, global_desc[0]),
@@ -93,8 +105,8 @@ def official_pyramid(image, scales, max_feature_num, abs_thres, global_scales_in
     _, boxes_ta, feats_ta, scales_ta, scores_ta, global_ta = tf.while_loop(
         lambda i, *_: i < num,
         body,
-        (0, array([None, 4]), array([None, LOCAL_DIM]), array([None]), array([None]),
-         array([GLOBAL_DIM])),
+        (0, array([None, 4]), array([None, local_dim]), array([None]), array([None]),
+         array([global_dim])),
     )  # fmt: skip
     boxes, scores = boxes_ta.concat(), scores_ta.concat()
     # NMS at IoU 1.0 suppresses nothing: the top max_feature_num by score (official graph).

@@ -123,3 +123,52 @@ def test_what_is_missing_is_named(tmp_path):
         DelgSavedModel(other_path)
     with pytest.raises(ValueError, match="is not a SavedModel directory"):
         DelgSavedModel(str(tmp_path))
+
+
+def test_official_models_give_the_attention_map_of_our_signature(models):
+    options = ExtractionOptions.from_settings(None, attention_threshold=1.0, **SETTINGS)
+    ours = SavedModelExtractor(models[DELG_TF], options).attention_map(block_image(), 2.0)
+    assert ours[0].shape == (16, 24)  # 128 x 192 at scale 2, 8 px cells
+    for kind in (OFFICIAL_TF2, OFFICIAL_TF1):
+        attention, boxes = SavedModelExtractor(models[kind], options).attention_map(
+            block_image(), 2.0
+        )
+        np.testing.assert_allclose(attention, ours[0], rtol=1e-5)
+        np.testing.assert_allclose(boxes, ours[1], rtol=1e-6)
+
+
+def test_calibration_runs_on_an_official_model_without_writing(models, tmp_path):
+    from PIL import Image
+
+    from delg_tf.extraction.image_inputs import ImageRecord
+    from delg_tf.extraction.threshold_calibration import calibrate_export
+
+    Image.fromarray(block_image()).save(tmp_path / "b.png")
+    records = [ImageRecord("b", str(tmp_path / "b.png"))]
+    result = calibrate_export(models[OFFICIAL_TF1], records, target=5, write=False)
+    # The 5th strongest location at the official default scales (0.25 ... 2), no cap.
+    every = ExtractionOptions.from_settings(None, attention_threshold=-1e30, max_feature_num=10**6)
+    assert every.image_scales == [0.25, 0.35355338, 0.5, 0.70710677, 1.0, 1.4142135, 2.0]
+    raw = SavedModelExtractor(models[OFFICIAL_TF1], every).raw(block_image())
+    fifth = np.sort(raw["scores"].numpy().reshape(-1))[::-1][4]
+    assert result.threshold == pytest.approx(fifth) and fifth > 5.0  # white cells: about 6
+    with pytest.raises(ValueError, match="official_tf1 model, which has no settings asset"):
+        calibrate_export(models[OFFICIAL_TF1], records, target=5, write=True)
+
+
+def test_visualize_draws_an_official_model(models, tmp_path):
+    from PIL import Image
+
+    from delg_tf.visualization.attention_map import visualize_attention
+
+    Image.fromarray(block_image()).save(tmp_path / "b.png")
+    count = visualize_attention(
+        models[OFFICIAL_TF1], str(tmp_path / "b.png"), str(tmp_path / "out.png"),
+        attention_threshold=1.0, max_image_size=200,
+    )  # fmt: skip
+    # Official default scales (0.25 ... 2): as many keypoints as the extractor gives.
+    options = ExtractionOptions.from_settings(None, attention_threshold=1.0, max_image_size=200)
+    _, local = SavedModelExtractor(models[OFFICIAL_TF1], options)(block_image(), np.ones(2))
+    assert count == len(local["attention"]) > 0
+    with Image.open(tmp_path / "out.png") as png:
+        assert png.format == "PNG"

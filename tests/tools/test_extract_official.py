@@ -73,6 +73,13 @@ def dataset(tmp_path_factory):
     return root, gnd
 
 
+@pytest.fixture(scope="module")
+def tf1_model(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("released") / "tf1_model")
+    save_tf1_model(path)
+    return path
+
+
 def extract_and_evaluate(model, dataset, out, *settings):
     root, gnd = dataset
     for image_set in ("query", "index"):
@@ -91,9 +98,10 @@ def extract_and_evaluate(model, dataset, out, *settings):
     return json.loads((out / "metrics" / "metrics.json").read_text())["metrics"]
 
 
-def test_released_tf1_and_official_tf2_models_run_through_extract_and_evaluate(dataset, tmp_path):
-    tf1, tf2 = str(tmp_path / "tf1_model"), str(tmp_path / "tf2_model")
-    save_tf1_model(tf1)
+def test_released_tf1_and_official_tf2_models_run_through_extract_and_evaluate(
+    dataset, tf1_model, tmp_path
+):
+    tf1, tf2 = tf1_model, str(tmp_path / "tf2_model")
     save_official_tf2_model(tf2)
     config = tmp_path / "tiny_config.pbtxt"
     config.write_text(TINY_CONFIG)
@@ -126,9 +134,8 @@ def test_released_tf1_and_official_tf2_models_run_through_extract_and_evaluate(d
     assert f"--official_config={config}" in flags_text
 
 
-def test_bad_official_config_is_refused_before_any_output(dataset, tmp_path):
-    tf1 = str(tmp_path / "tf1_model")
-    save_tf1_model(tf1)
+def test_bad_official_config_is_refused_before_any_output(dataset, tf1_model, tmp_path):
+    tf1 = tf1_model
     config = tmp_path / "pca_config.pbtxt"
     config.write_text(TINY_CONFIG.replace("use_pca: false\n  max", "use_pca: true\n  max"))
     out = tmp_path / "refused"
