@@ -128,3 +128,46 @@ def test_a_resume_with_another_record_or_layout_is_refused(photos, tmp_path):
     with pytest.raises(FeatureStoreError, match="written without --runner"):
         store_parts.open_parts_manifest(str(single), parts, RECORD, 3, 2, 3)
     assert json.loads((out / "manifest.json").read_text())["record"] == RECORD
+
+
+def _download(url, local):
+    """Copies a tf.io.gfile tree to a local folder (as `gcloud storage cp -r` would)."""
+    import tensorflow as tf
+
+    for folder, _, files in tf.io.gfile.walk(url):
+        target = os.path.join(local, os.path.relpath(folder, url)) if folder != url else local
+        os.makedirs(target, exist_ok=True)
+        for name in files:
+            tf.io.gfile.copy(f"{folder}/{name}", os.path.join(target, name), overwrite=True)
+
+
+def test_a_remote_store_and_remote_images_go_through_gfile(photos, tmp_path):
+    import tensorflow as tf
+
+    # ram:// is TensorFlow's in-memory filesystem: a non-local path, as gs:// is on Dataflow.
+    images = "ram://delg_test_photos"
+    tf.io.gfile.makedirs(images)
+    for name in sorted(os.listdir(photos)):
+        tf.io.gfile.copy(str(photos / name), f"{images}/{name}")
+    records = [
+        type(r)(r.image_id, f"{images}/{os.path.basename(r.path)}")
+        for r in folder_records(str(photos))
+    ]
+    out = "ram://delg_test_store"
+    parts = store_parts.split_into_parts(records, 4)
+    store_parts.open_parts_manifest(out, parts, RECORD, 3, 2, 4)
+    store_parts.write_plan(out, parts)
+    job = PartJob(out, RECORD, 3, 2, max_image_size=64)
+    summaries = [extract_part(job, name, fake_extractor) for name, _ in parts]
+    store_parts.finish_parts_manifest(out, summaries)
+    assert tf.io.gfile.exists(f"{out}/part-00001/manifest.json")
+    assert [s["extracted"] for s in summaries] == [3, 3]
+
+    local = str(tmp_path / "copy")
+    _download(out, local)
+    single = str(tmp_path / "single")
+    extract_to_store(folder_records(str(photos)), fake_extractor, single, 3, 2, 64,
+                     show_progress=False)  # fmt: skip
+    a, b = FeatureStore(single), FeatureStore(local)
+    assert b.complete and a.ids == b.ids and a.failures[0][0] == b.failures[0][0] == "im3"
+    np.testing.assert_array_equal(np.asarray(a.global_descriptors()), b.global_descriptors())
