@@ -174,7 +174,7 @@ def _run_on_beam(records, options, extractor, record, pipeline_args) -> int:
             [f"--runner={FLAGS.runner}", *pipeline_args],
             flags_text=FLAGS.flags_into_string(),
         )
-    except (FeatureStoreError, ValueError) as error:
+    except FeatureStoreError as error:  # a refused resume (raised before the pipeline runs)
         _fail(str(error))
     logging.info(
         "%d images in %d parts, %d failed -> %s",
@@ -193,6 +193,8 @@ def main(argv: list[str]) -> int | None:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if FLAGS.runner:
         _beam_module(argv[1:])  # before minutes of work: Beam installed, its flags known
+        if FLAGS.images_per_part < 1:
+            _fail(f"--images_per_part must be >= 1, got {FLAGS.images_per_part}")
     records = _records()
     options = _options(FLAGS.model_path)
     extractor = SavedModelExtractor(FLAGS.model_path, options)
