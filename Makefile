@@ -1,6 +1,7 @@
 # Two commands on a fresh machine with Python 3 and make:  `make demo`  and  `make test`.
 # Each creates (or refreshes, when setup.py changed) the virtual environment .venv with the CPU
-# build of TensorFlow and this package installed in editable mode.
+# build of TensorFlow and this package installed in editable mode (with Apache Beam, so the tests
+# of delg-extract --runner run).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -12,7 +13,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[cpu,test]"
+	$(PY) -m pip install --quiet -e ".[cpu,beam,test]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -4,6 +4,7 @@ The TensorFlow build comes from an extra so two builds are never installed side 
   pip install -e ".[cpu]"   # tensorflow-cpu (CI, laptops, this project's machines)
   pip install -e ".[gpu]"   # tensorflow[and-cuda]
   pip install -e ".[tpu]"   # tensorflow-tpu (Cloud TPU VMs)
+Extraction on Apache Beam (delg-extract --runner=...) needs the "beam" extra.
 """
 
 from setuptools import find_packages, setup
@@ -57,6 +58,8 @@ setup(
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        # 2.77 measured beside tensorflow-cpu 2.21 (protobuf 6.33); [gcp] adds Dataflow's client.
+        "beam": ["apache-beam>=2.77,<2.78"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -82,7 +82,15 @@ def main(argv: list[str]) -> None:
     query_store = FeatureStore(FLAGS.query_features_dir)
     index_store = FeatureStore(FLAGS.index_features_dir)
     for store in (query_store, index_store):
-        if not store.complete:
+        if store.missing_parts:
+            logging.warning(
+                "%s: %d of %d parts are not finished (%s): their images are missing",
+                store.path,
+                len(store.missing_parts),
+                len(store.manifest["parts"]),
+                " ".join(store.missing_parts[:5]) + (" ..." * (len(store.missing_parts) > 5)),
+            )
+        elif not store.complete:
             logging.warning("%s: extraction did not finish (manifest not complete)", store.path)
     similarities, ranks = store_retrieval.global_ranking(
         query_store, index_store, gt["qimlist"], gt["imlist"]

@@ -15,11 +15,19 @@ extraction config); the flags below override either. An official model without
 --official_config takes the official DELG extraction defaults and needs --attention_threshold.
 Rerunning on the same --output_features_dir resumes; unreadable
 images are skipped and listed in the store (and in the log).
+
+With --runner, the same extraction runs as an Apache Beam pipeline (pip install ".[beam]"): the
+image list is split into parts of --images_per_part images, each worker extracts whole parts into
+a store of parts, and any flag this binary does not define is passed to Beam:
+
+  delg-extract --model_path=... --images_dir=photos/ --output_features_dir=feats/ \
+      --runner=FnApiRunner --direct_num_workers=2 --direct_running_mode=multi_processing
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags, logging
 
@@ -27,12 +35,17 @@ from delg_tf.export.export_settings import SETTINGS_FILENAME
 from delg_tf.extraction.extractor import (
     ExtractionOptions,
     SavedModelExtractor,
-    extract_to_store,
+    extract_into_store,
     settings_if_any,
 )
+from delg_tf.extraction.feature_store import FeatureStoreError, FeatureStoreWriter
 from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
 from delg_tf.extraction.model_loading import is_saved_model_dir
 from delg_tf.extraction.official_config import read_official_config
+from delg_tf.extraction.store_record import export_identity, extraction_record
+
+EXIT_USAGE = 2  # the shared convention: a bad flag or input, or a refused resume
+EXIT_FAILED_INPUTS = 3  # finished, but some images failed (listed in the store)
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -59,6 +72,15 @@ flags.DEFINE_list("image_scales", None, "Override the pyramid scales.")
 flags.DEFINE_list("global_scales_ind", None, "Override the global scale indices.")
 flags.DEFINE_integer("shard_size", 1000, "Images per store shard (the unit of resume).")
 flags.DEFINE_integer("num_decode_threads", 2, "Parallel image decoders.")
+flags.DEFINE_string(
+    "runner",
+    None,
+    "Apache Beam runner (FnApiRunner locally; DataflowRunner, FlinkRunner, SparkRunner): extract "
+    "on Beam into a store of parts. Unset: in process. Other unknown flags go to Beam.",
+)
+flags.DEFINE_integer("images_per_part", 1000, "With --runner: images per part (unit of work).")
+
+BEAM_INSTALL_HINT = 'pip install "delg-tf[beam]" (from a checkout: pip install -e ".[beam]")'
 
 
 def _records():
@@ -109,9 +131,85 @@ def _options(model_path: str) -> ExtractionOptions:
     return options
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) > 1:
+def _fail(message: str) -> None:
+    print(f"delg-extract: {message}", file=sys.stderr, flush=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _record(records, options: ExtractionOptions, extractor: SavedModelExtractor) -> dict:
+    """What makes this run's features (kept in the store; a resume must match it)."""
+    return extraction_record(
+        export_identity(FLAGS.model_path),
+        options,
+        extractor.global_dim,
+        extractor.local_dim,
+        image_set=FLAGS.image_set if FLAGS.dataset_file_path else None,
+        query_crop=any(r.bbox is not None for r in records),
+    )
+
+
+def _beam_module(pipeline_args: list[str]):
+    """delg_tf.extraction.beam_extraction, or a one-line exit naming how to install Beam."""
+    try:
+        from delg_tf.extraction import beam_extraction
+    except ImportError as error:
+        _fail(f"--runner={FLAGS.runner} needs Apache Beam ({error}): {BEAM_INSTALL_HINT}")
+    unknown = beam_extraction.unknown_pipeline_args(pipeline_args)
+    if unknown:
+        _fail(f"unknown flags (neither delg-extract's nor Beam pipeline options): {unknown}")
+    return beam_extraction
+
+
+def _run_on_beam(records, options, extractor, record, pipeline_args) -> int:
+    beam_extraction = _beam_module(pipeline_args)
+    from delg_tf.extraction.part_extraction import PartJob
+    from delg_tf.extraction.store_parts import records_digest
+
+    record = {
+        **record,
+        "images_per_part": FLAGS.images_per_part,
+        "image_list": records_digest(records),
+    }
+    job = PartJob(
+        output_dir=FLAGS.output_features_dir,
+        record=record,
+        global_dim=extractor.global_dim,
+        local_dim=extractor.local_dim,
+        max_image_size=options.max_image_size,
+        shard_size=FLAGS.shard_size,
+        num_decode_threads=FLAGS.num_decode_threads,
+    )
+    try:
+        manifest = beam_extraction.extract_with_beam(
+            records,
+            FLAGS.model_path,
+            options,
+            job,
+            FLAGS.images_per_part,
+            [f"--runner={FLAGS.runner}", *pipeline_args],
+            flags_text=FLAGS.flags_into_string(),
+        )
+    except FeatureStoreError as error:  # a refused resume (raised before the pipeline runs)
+        _fail(str(error))
+    logging.info(
+        "%d images in %d parts, %d failed -> %s",
+        manifest["num_images"],
+        len(manifest["parts"]),
+        manifest["num_failures"],
+        FLAGS.output_features_dir,
+    )
+    for image_id, reason in manifest["failures"]:
+        logging.warning("failed: %s: %s", image_id, reason)
+    return EXIT_FAILED_INPUTS if manifest["failures"] else 0
+
+
+def main(argv: list[str]) -> int | None:
+    if len(argv) > 1 and not FLAGS.runner:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if FLAGS.runner:
+        _beam_module(argv[1:])  # before minutes of work: Beam installed, its flags known
+        if FLAGS.images_per_part < 1:
+            _fail(f"--images_per_part must be >= 1, got {FLAGS.images_per_part}")
     records = _records()
     options = _options(FLAGS.model_path)
     try:
@@ -119,19 +217,31 @@ def main(argv: list[str]) -> None:
     except ValueError as error:
         raise app.UsageError(f"--model_path: {error}") from None
     logging.info("%s: model kind %s", FLAGS.model_path, extractor.model_kind)
-    os.makedirs(FLAGS.output_features_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:
-        f.write(FLAGS.flags_into_string())
-    summary = extract_to_store(
-        records,
-        extractor,
-        FLAGS.output_features_dir,
-        global_dim=extractor.global_dim,
-        local_dim=extractor.local_dim,
-        max_image_size=options.max_image_size,
-        shard_size=FLAGS.shard_size,
-        num_parallel_calls=FLAGS.num_decode_threads,
-    )
+    record = _record(records, options, extractor)
+    if FLAGS.runner:
+        return _run_on_beam(records, options, extractor, record, argv[1:])
+    # The writer takes the store's lock and checks its record before anything is written, so a
+    # refused run (a second writer, other settings) leaves the running writer's files intact.
+    try:
+        writer = FeatureStoreWriter(
+            FLAGS.output_features_dir,
+            extractor.global_dim,
+            extractor.local_dim,
+            shard_size=FLAGS.shard_size,
+            record=record,
+        )
+    except FeatureStoreError as error:
+        _fail(str(error))
+    with writer:
+        with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:
+            f.write(FLAGS.flags_into_string())
+        summary = extract_into_store(
+            writer,
+            records,
+            extractor,
+            max_image_size=options.max_image_size,
+            num_parallel_calls=FLAGS.num_decode_threads,
+        )
     logging.info(
         "%d images extracted (%.2f images/s), %d already done, %d failed -> %s",
         summary.extracted,
@@ -144,11 +254,17 @@ def main(argv: list[str]) -> None:
         logging.warning("failed: %s: %s", image_id, reason)
 
 
+def _parse_flags(argv: list[str]) -> list[str]:
+    # Flags this binary does not define are kept as Beam pipeline options (--direct_num_workers,
+    # --project, --region, --temp_location, ...); main refuses them without --runner.
+    return FLAGS(argv, known_only=True)
+
+
 def run() -> None:
     # Required here, not at import: tests import several binaries into one process, and an
     # import-time requirement would make every other binary's flag parsing fail.
     flags.mark_flags_as_required(["model_path", "output_features_dir"])
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -303,6 +303,7 @@ def extract_to_store(
     shard_size: int = 1000,
     num_parallel_calls: int = 2,
     show_progress: bool = True,
+    record: dict | None = None,
 ) -> ExtractionSummary:
     """Extracts every record not yet in the store at `output_dir`; resumes a killed run.
 
@@ -316,36 +317,70 @@ def extract_to_store(
       shard_size: Images per store shard (the unit of crash safety).
       num_parallel_calls: Parallel image decoders.
       show_progress: Show a tqdm bar with images/s.
+      record: The store's record (`store_record.extraction_record`); a resume with another one
+        is refused (`RecordMismatchError`) before anything is written.
 
     Returns:
       `ExtractionSummary`. The store is marked complete when every record is done.
     """
+    with FeatureStoreWriter(
+        output_dir, global_dim, local_dim, shard_size=shard_size, record=record
+    ) as writer:
+        return extract_into_store(
+            writer, records, extractor, max_image_size, num_parallel_calls, show_progress
+        )
+
+
+def extract_into_store(
+    writer: FeatureStoreWriter,
+    records: Sequence[ImageRecord],
+    extractor: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, dict[str, np.ndarray]]],
+    max_image_size: int,
+    num_parallel_calls: int = 2,
+    show_progress: bool = True,
+) -> ExtractionSummary:
+    """Extracts every record not yet in an open store writer: THE extraction loop.
+
+    Both the in-process binary and each Apache Beam worker (one part each) run this function, so
+    the two paths cannot drift apart.
+
+    Args:
+      writer: An open `FeatureStoreWriter` (the caller closes it, which marks it complete).
+      records: Images to extract, in store order (ids must be unique).
+      extractor: (image, scale_factors) -> (global [D], local features dict).
+      max_image_size: Longest side fed to the model.
+      num_parallel_calls: Parallel image decoders.
+      show_progress: Show a tqdm bar with images/s.
+
+    Returns:
+      `ExtractionSummary` of this call.
+    """
     summary = ExtractionSummary()
-    with FeatureStoreWriter(output_dir, global_dim, local_dim, shard_size=shard_size) as writer:
-        done = writer.done_ids()
-        todo = [r for r in records if r.image_id not in done]
-        summary.skipped_done = len(records) - len(todo)
-        if summary.skipped_done:
-            _LOG.info("%s: resuming, %d images already done", output_dir, summary.skipped_done)
-        start = time.perf_counter()
-        bar = tqdm.tqdm(total=len(todo), unit="img", disable=not show_progress, smoothing=0.1)
-        for index, image, factors, error in image_dataset(todo, max_image_size, num_parallel_calls):
-            record = todo[int(index)]
-            reason = error.numpy().decode()
-            if not reason:
-                try:
-                    global_desc, local = extractor(image, factors)
-                except (tf.errors.OpError, ValueError) as e:
-                    message = e.message if isinstance(e, tf.errors.OpError) else str(e)
-                    reason = f"{record.path}: model failed: {type(e).__name__}: {message}"
-            if reason:
-                _LOG.warning("skipping %s", reason)
-                writer.add_failure(record.image_id, reason)
-                summary.failures.append((record.image_id, reason))
-            else:
-                writer.add(record.image_id, global_desc, local)
-                summary.extracted += 1
-            bar.update(1)
-        bar.close()
-        summary.seconds = time.perf_counter() - start
+    output_dir = writer.output_dir
+    done = writer.done_ids()
+    todo = [r for r in records if r.image_id not in done]
+    summary.skipped_done = len(records) - len(todo)
+    if summary.skipped_done:
+        _LOG.info("%s: resuming, %d images already done", output_dir, summary.skipped_done)
+    start = time.perf_counter()
+    bar = tqdm.tqdm(total=len(todo), unit="img", disable=not show_progress, smoothing=0.1)
+    for index, image, factors, error in image_dataset(todo, max_image_size, num_parallel_calls):
+        record = todo[int(index)]
+        reason = error.numpy().decode()
+        if not reason:
+            try:
+                global_desc, local = extractor(image, factors)
+            except (tf.errors.OpError, ValueError) as e:
+                message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+                reason = f"{record.path}: model failed: {type(e).__name__}: {message}"
+        if reason:
+            _LOG.warning("skipping %s", reason)
+            writer.add_failure(record.image_id, reason)
+            summary.failures.append((record.image_id, reason))
+        else:
+            writer.add(record.image_id, global_desc, local)
+            summary.extracted += 1
+        bar.update(1)
+    bar.close()
+    summary.seconds = time.perf_counter() - start
     return summary

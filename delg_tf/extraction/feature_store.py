@@ -25,6 +25,13 @@ image), renamed to its final names only when complete, and only then is the mani
 (tmp + os.replace). A killed writer leaves the manifest describing complete shards only; reopening
 the directory resumes after them and the entries of the unfinished shard are simply redone. A
 `fcntl` lock keeps two writers out of one directory (the kernel drops it when a writer dies).
+
+Record: a writer given a `record` (the export's identity and every feature-changing setting,
+`store_record.py`) keeps it in the manifest and refuses to resume a store whose record differs.
+
+A store of parts (format_version 2, written by `delg-extract --runner`; layout in
+`store_parts.py`) holds format-1 stores in `part-NNNNN/` folders; `FeatureStore` reads it as one
+store, the parts' shards in part order, and lists unfinished parts in `missing_parts`.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ from typing import Any
 import numpy as np
 
 from delg_tf.common.atomic_files import write_json_atomically
+from delg_tf.extraction.store_record import first_difference
 
 FORMAT_NAME = "delg-feature-store"
 FORMAT_VERSION = 1
+PARTS_FORMAT_VERSION = 2  # a store of format-1 parts (store_parts.py), written with --runner
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".writer.lock"
 LOCAL_KEYS = ("descriptors", "locations", "scales", "attention")
@@ -50,6 +59,14 @@ _HEADER_BYTES = 256  # fixed .npy header size, so the row count can be written a
 
 class FeatureStoreError(ValueError):
     """A store directory, manifest or shard that cannot be read, or a request it cannot serve."""
+
+
+class StoreLockedError(FeatureStoreError):
+    """Another writer holds the store's lock."""
+
+
+class RecordMismatchError(FeatureStoreError):
+    """A resume asked for another export or another feature-changing setting than the store's."""
 
 
 def _shard_name(index: int) -> str:
@@ -115,6 +132,10 @@ class FeatureStoreWriter:
       local_dim: local descriptor size d, or None for a store without local features.
       shard_size: images per shard.
       global_dtype: "float32" (default) or "float16" storage for global descriptors.
+      record: what makes the features (`store_record.extraction_record`: the export's identity
+        and the feature-changing settings), kept in the manifest. Resuming a store whose record
+        differs raises `RecordMismatchError` naming the first differing setting, before anything
+        is written. None: not recorded, not checked.
 
     Use as a context manager (or call `close()`): the last, partial shard is written on close.
     """
@@ -126,6 +147,7 @@ class FeatureStoreWriter:
         local_dim: int | None,
         shard_size: int = 1000,
         global_dtype: str = "float32",
+        record: Mapping[str, Any] | None = None,
     ):
         if global_dim is None and local_dim is None:
             raise ValueError("FeatureStoreWriter: global_dim and local_dim are both None")
@@ -138,14 +160,22 @@ class FeatureStoreWriter:
         self.local_dim = None if local_dim is None else int(local_dim)
         self.shard_size = int(shard_size)
         self.global_dtype = global_dtype
+        self.record = None if record is None else dict(record)
         os.makedirs(output_dir, exist_ok=True)
         self._lock_file = open(os.path.join(output_dir, LOCK_NAME), "w")
         try:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
+        except BlockingIOError:
             self._lock_file.close()
-            raise FeatureStoreError(f"{output_dir}: another writer holds the store lock") from e
-        self._manifest = self._load_or_create_manifest()
+            raise StoreLockedError(
+                f"{output_dir}: another delg-extract is writing this store (it holds "
+                f"{LOCK_NAME}; the lock is released when that process ends)"
+            ) from None
+        try:
+            self._manifest = self._load_or_create_manifest()
+        except BaseException:
+            self._lock_file.close()
+            raise
         self._done: set[str] = set()
         for shard in self._manifest["shards"]:
             ids, failures = _read_shard_ids(output_dir, shard)
@@ -160,7 +190,7 @@ class FeatureStoreWriter:
     def _load_or_create_manifest(self) -> dict:
         path = os.path.join(self.output_dir, MANIFEST_NAME)
         if not os.path.exists(path):
-            return {
+            manifest = {
                 "format": FORMAT_NAME,
                 "format_version": FORMAT_VERSION,
                 "global_dim": self.global_dim,
@@ -171,7 +201,18 @@ class FeatureStoreWriter:
                 "num_failures": 0,
                 "shards": [],
             }
+            if self.record is not None:
+                manifest["record"] = self.record
+            return manifest
         manifest = _read_manifest(self.output_dir)
+        if manifest["format_version"] != FORMAT_VERSION:
+            raise FeatureStoreError(
+                f"{self.output_dir}: holds a store of parts written by delg-extract --runner: "
+                "resume it with --runner, or use a new directory"
+            )
+        if self.record is not None:
+            check_record(path, manifest, self.record)
+            manifest["record"] = self.record
         for key in ("global_dim", "local_dim", "global_dtype"):
             if manifest[key] != getattr(self, key):
                 raise FeatureStoreError(
@@ -356,6 +397,31 @@ class FeatureStoreWriter:
         write_json_atomically(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
 
 
+def check_record(path: str, manifest: Mapping[str, Any], record: Mapping[str, Any]) -> None:
+    """Refuses to resume `manifest` (read from `path`) with another `record`.
+
+    Raises:
+      RecordMismatchError: naming the first differing setting and both values; also for a store
+        that holds images but no record (written before stores kept one), whose settings are
+        unknown.
+    """
+    stored = manifest.get("record")
+    if stored is None:
+        if manifest.get("num_images") or manifest.get("num_failures") or manifest.get("parts"):
+            raise RecordMismatchError(
+                f"{path}: the store records no export or settings (written by an older "
+                "delg-extract), so resuming it could mix features: extract into a new directory"
+            )
+        return
+    key = first_difference(stored, record)
+    if key is not None:
+        raise RecordMismatchError(
+            f"{path}: the store was extracted with {key}={stored.get(key)!r}, this run has "
+            f"{key}={record.get(key)!r}; resuming would mix features: use the same setting or "
+            "a new output directory"
+        )
+
+
 # -- reading ----------------------------------------------------------------------------------
 
 
@@ -372,14 +438,16 @@ def _read_manifest(path: str) -> dict:
         raise FeatureStoreError(f"{manifest_path}: corrupt manifest ({e})") from e
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise FeatureStoreError(f"{manifest_path}: not a {FORMAT_NAME} manifest")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    version = manifest.get("format_version")
+    if version not in (FORMAT_VERSION, PARTS_FORMAT_VERSION):
         raise FeatureStoreError(
-            f"{manifest_path}: format_version {manifest.get('format_version')!r} is not "
-            f"supported (this code reads {FORMAT_VERSION})"
+            f"{manifest_path}: format_version {version!r} is not supported (this code reads "
+            f"{FORMAT_VERSION} and {PARTS_FORMAT_VERSION})"
         )
-    required = ("global_dim", "local_dim", "global_dtype", "shards", "num_images")
+    listing = "shards" if version == FORMAT_VERSION else "parts"
+    required = ("global_dim", "local_dim", "global_dtype", listing, "num_images")
     missing = [k for k in required if k not in manifest]
-    if missing or not isinstance(manifest["shards"], list):
+    if missing or not isinstance(manifest[listing], list):
         raise FeatureStoreError(f"{manifest_path}: corrupt manifest (missing {missing})")
     return manifest
 
@@ -456,7 +524,11 @@ class FeatureStore:
         self.manifest = _read_manifest(path)
         self.global_dim = self.manifest["global_dim"]
         self.local_dim = self.manifest["local_dim"]
-        self._shards = self.manifest["shards"]
+        self.missing_parts: list[str] = []
+        if self.manifest["format_version"] == PARTS_FORMAT_VERSION:
+            self._shards = self._shards_of_parts()
+        else:
+            self._shards = self.manifest["shards"]
         self.ids: list[str] = []
         self.failures: list[tuple[str, str]] = []
         self._shard_of: list[int] = []
@@ -471,10 +543,39 @@ class FeatureStore:
         self._starts = np.cumsum([0] + [s["num_images"] for s in self._shards])
         self._arrays: dict[tuple[int, str], np.ndarray] = {}
 
+    def _shards_of_parts(self) -> list[dict]:
+        """The shards of every finished part, in part order, named "<part>/<shard>".
+
+        A part whose own manifest is missing or not complete (its worker has not finished it) is
+        listed in `missing_parts`; the ids of finished parts are readable meanwhile.
+        """
+        shards = []
+        for part in self.manifest["parts"]:
+            name = part["name"]
+            part_manifest = os.path.join(self.path, name, MANIFEST_NAME)
+            if not os.path.exists(part_manifest):
+                self.missing_parts.append(name)
+                continue
+            manifest = _read_manifest(os.path.join(self.path, name))
+            if not manifest.get("complete") or manifest["format_version"] != FORMAT_VERSION:
+                self.missing_parts.append(name)
+                continue
+            for key in ("global_dim", "local_dim", "global_dtype"):
+                if manifest[key] != self.manifest[key]:
+                    raise FeatureStoreError(
+                        f"{part_manifest}: {key}={manifest[key]!r}, the store has "
+                        f"{self.manifest[key]!r}"
+                    )
+            shards.extend({**s, "name": f"{name}/{s['name']}"} for s in manifest["shards"])
+        return shards
+
     @property
     def complete(self) -> bool:
-        """True if the writer was closed normally (False while extraction is running/killed)."""
-        return bool(self.manifest.get("complete", False))
+        """True if the writer was closed normally (False while extraction is running/killed).
+
+        A store of parts is complete when its last step ran and every part is finished.
+        """
+        return bool(self.manifest.get("complete", False)) and not self.missing_parts
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -159,6 +159,21 @@ def resize_image(
     return resized, np.array([new_h / height, new_w / width], np.float32)
 
 
+def _readable(path: str):
+    """A local path as is; a `scheme://` URL (gs://, on Beam workers) read through tf.io.gfile."""
+    if "://" not in path:
+        return path
+    import io
+
+    import tensorflow as tf  # only for remote images
+
+    try:
+        with tf.io.gfile.GFile(path, "rb") as f:
+            return io.BytesIO(f.read())
+    except tf.errors.OpError as e:
+        raise OSError(f"cannot read {path}: {e.message}") from None
+
+
 def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Reads, crops (queries) and resizes one image.
 
@@ -169,7 +184,7 @@ def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np
       ImageLoadError: naming the file, for an unreadable, corrupt, badly cropped or tiny image.
     """
     try:
-        with Image.open(record.path) as pil:
+        with Image.open(_readable(record.path)) as pil:
             pil = pil.convert("RGB")
             full_size = max(pil.size)
             resize_factor = 1.0

@@ -15,6 +15,7 @@ from delg_tf.extraction.feature_store import (
     FeatureStore,
     FeatureStoreError,
     FeatureStoreWriter,
+    RecordMismatchError,
 )
 
 
@@ -228,3 +229,62 @@ def test_manifest_format(tmp_path):
         "num_local_features": 3,
         "num_failures": 0,
     }
+
+
+# -- the store's record (issue 12 item 2: a resume must never mix two exports or settings) --------
+
+_RECORD = {
+    "export": "tf-fingerprint:1/2/3/4",
+    "image_scales": [0.5, 1.0],
+    "global_scales_ind": [1],
+    "attention_threshold": 2.5,
+    "max_feature_num": 100,
+    "max_image_size": 512,
+    "global_dim": 8,
+    "local_dim": 4,
+    "global_dtype": "float32",
+    "image_set": "query",
+    "query_crop": True,
+}
+_OTHER_VALUES = {
+    "export": "sha256:ab",
+    "image_scales": [1.0],
+    "global_scales_ind": [0],
+    "attention_threshold": 2.75,
+    "max_feature_num": 99,
+    "max_image_size": 1024,
+    "global_dim": 16,
+    "local_dim": 2,
+    "global_dtype": "float16",
+    "image_set": "index",
+    "query_crop": False,
+}
+
+
+def test_every_recorded_setting_refuses_a_resume_naming_it(tmp_path):
+    with FeatureStoreWriter(str(tmp_path), 8, 4, record=_RECORD) as w:
+        w.add("a", *_features(0, 2))
+    before = (tmp_path / "manifest.json").read_bytes()
+    assert json.loads(before)["record"] == _RECORD
+    assert set(_OTHER_VALUES) == set(_RECORD)
+    for key, value in _OTHER_VALUES.items():
+        with pytest.raises(
+            RecordMismatchError, match=f"extracted with {key}=.* this run has {key}="
+        ):
+            FeatureStoreWriter(str(tmp_path), 8, 4, record={**_RECORD, key: value})
+        # Refused before anything is written: the manifest and the lock are as they were.
+        assert (tmp_path / "manifest.json").read_bytes() == before, key
+    with FeatureStoreWriter(str(tmp_path), 8, 4, record=dict(_RECORD)) as w:  # same: resumes
+        assert w.done_ids() == {"a"}
+        w.add("b", *_features(1, 1))
+    assert FeatureStore(str(tmp_path)).ids == ["a", "b"]
+
+
+def test_a_store_without_a_record_is_not_resumed_with_one(tmp_path):
+    _write(tmp_path, range(2))  # as an older delg-extract wrote it
+    with pytest.raises(RecordMismatchError, match="records no export or settings"):
+        FeatureStoreWriter(str(tmp_path), 8, 4, record=_RECORD)
+    empty = tmp_path / "empty"
+    FeatureStoreWriter(str(empty), 8, 4).close()  # nothing in it yet: the record is adopted
+    FeatureStoreWriter(str(empty), 8, 4, record=_RECORD).close()
+    assert json.loads((empty / "manifest.json").read_text())["record"] == _RECORD

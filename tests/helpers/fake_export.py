@@ -10,19 +10,26 @@ class BrightnessModel(tf.Module):
     """Attention = 2 + mean of the normalised red channel over each 8x8 cell (1 for white).
 
     Receptive field (8, 8, 0): cell (i, j) sees pixels [8i, 8i + 7] x [8j, 8j + 7].
-    Local descriptors = (brightness, 1); global = per-channel image mean.
+    Local descriptors = (brightness, 1); global = per-channel image mean + `global_offset` (another
+    offset is another graph: another export with the same settings).
     """
+
+    def __init__(self, global_offset: float = 2.0):
+        super().__init__()
+        self.global_offset = global_offset
 
     def __call__(self, images, training=False):
         pooled = tf.nn.avg_pool2d(images[..., :1], 8, 8, "VALID")
         return {
-            "global_descriptor": tf.reduce_mean(images, axis=[1, 2]) + 2.0,
+            "global_descriptor": tf.reduce_mean(images, axis=[1, 2]) + self.global_offset,
             "attention": pooled + 2.0,
             "local_descriptors": tf.concat([pooled, tf.ones_like(pooled)], axis=-1),
         }
 
 
-def export_brightness_model(path: str, threshold: float | None = 2.99, **kw) -> ExportSettings:
+def export_brightness_model(
+    path: str, threshold: float | None = 2.99, global_offset: float = 2.0, **kw
+) -> ExportSettings:
     settings = ExportSettings(
         backbone="brightness",
         block3_strides=True,
@@ -35,5 +42,5 @@ def export_brightness_model(path: str, threshold: float | None = 2.99, **kw) -> 
         attention_threshold=threshold,
         **kw,
     )
-    save_module(BrightnessModel(), settings, path)
+    save_module(BrightnessModel(global_offset), settings, path)
     return settings

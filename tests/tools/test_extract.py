@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 import subprocess
@@ -8,7 +9,7 @@ from PIL import Image
 
 from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
 from delg_tf.export.export_settings import settings_path  # noqa: E402
-from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
+from delg_tf.extraction.feature_store import FeatureStore, FeatureStoreWriter  # noqa: E402
 from tests.helpers.fake_export import export_brightness_model
 
 
@@ -110,3 +111,78 @@ def test_savedmodel_without_settings_asset_takes_the_settings_from_flags(tmp_pat
     assert len(local_a["attention"]) > 0
     for key in local_a:
         np.testing.assert_array_equal(local_a[key], local_b[key], err_msg=key)
+
+
+def _photos(folder, count=2):
+    folder.mkdir()
+    for i in range(count):
+        pixels = np.zeros([64, 80, 3], np.uint8)
+        pixels[8 * i : 8 * i + 32, 16:56] = 255
+        Image.fromarray(pixels).save(folder / f"p{i}.png")
+    return folder
+
+
+def _one_line_error(result, *words):
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("delg-extract:")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    for word in words:
+        assert word in errors[0], errors[0]
+
+
+def test_resume_with_another_export_or_setting_is_refused_naming_it(tmp_path):
+    # Issue 12 item 2: the store records what made it (export identity + feature settings).
+    model, other = str(tmp_path / "export"), str(tmp_path / "other_export")
+    export_brightness_model(model, max_image_size=200)
+    export_brightness_model(other, max_image_size=200, global_offset=3.0)  # same settings
+    images = _photos(tmp_path / "photos")
+    out = tmp_path / "features"
+    first = run_tool(f"--model_path={model}", f"--images_dir={images}",
+                     f"--output_features_dir={out}")  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    flags_before = (out / "extract_flags.txt").read_text()
+    manifest_before = (out / "manifest.json").read_text()
+    record = json.loads(manifest_before)["record"]
+    assert record["export"].startswith("tf-fingerprint:") and record["max_image_size"] == 200
+    (images / "p9.png").write_bytes((images / "p0.png").read_bytes())  # new work to resume
+
+    for extra, word in (
+        ([f"--model_path={other}"], "export="),
+        ([f"--model_path={model}", "--attention_threshold=3.5"], "attention_threshold=2.99"),
+        ([f"--model_path={model}", "--max_feature_num=7"], "max_feature_num="),
+        ([f"--model_path={model}", "--max_image_size=100"], "max_image_size=200"),
+        ([f"--model_path={model}", "--image_scales=1.0", "--global_scales_ind=0"],
+         "image_scales="),
+    ):  # fmt: skip
+        refused = run_tool(*extra, f"--images_dir={images}", f"--output_features_dir={out}")
+        _one_line_error(refused, word)
+        assert (out / "extract_flags.txt").read_text() == flags_before, extra
+        assert (out / "manifest.json").read_text() == manifest_before, extra
+    # A copy of the same export at another path is the same export: the resume goes on.
+    copy = str(tmp_path / "copy_of_export")
+    shutil.copytree(model, copy)
+    resumed = run_tool(f"--model_path={copy}", f"--images_dir={images}",
+                       f"--output_features_dir={out}")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert FeatureStore(str(out)).ids == ["p0", "p1", "p9"]
+
+
+def test_second_writer_is_refused_before_it_writes_anything(tmp_path):
+    # Issue 12 item 3: the lock is taken before the record of the resolved flags is written.
+    model = str(tmp_path / "export")
+    export_brightness_model(model, max_image_size=200)
+    images = _photos(tmp_path / "photos")
+    out = tmp_path / "features"
+    running = FeatureStoreWriter(str(out), 3, 2)  # the running writer holds the lock
+    (out / "extract_flags.txt").write_text("--the_running_writers_flags\n")
+    files_before = sorted(os.listdir(out))
+    try:
+        refused = run_tool(f"--model_path={model}", f"--images_dir={images}",
+                           f"--output_features_dir={out}")  # fmt: skip
+        _one_line_error(refused, str(out), "another delg-extract is writing")
+        assert (out / "extract_flags.txt").read_text() == "--the_running_writers_flags\n"
+        assert sorted(os.listdir(out)) == files_before
+    finally:
+        running.close()
+    assert FeatureStore(str(out)).ids == []
