@@ -17,6 +17,7 @@ CONSOLE_SCRIPTS = [
     "delg-make-synthetic = delg_tools.make_synthetic:run",
     "delg-train = delg_tools.train:run",
     "delg-export = delg_tools.export:run",
+    "delg-import-official = delg_tools.import_official:run",
     "delg-calibrate-threshold = delg_tools.calibrate_threshold:run",
     "delg-extract = delg_tools.extract:run",
     "delg-visualize = delg_tools.visualize:run",

@@ -71,6 +71,13 @@ flags.DEFINE_integer("autoencoder_dimensions", 128, "Local descriptor size (auto
 
 # --- Added here.
 flags.DEFINE_string("backbone", "resnet50", "Backbone: resnet50, resnet101 or resnet_tiny.")
+flags.DEFINE_string(
+    "init_checkpoint",
+    "",
+    "Fine-tune: start a new run (step 0, fresh optimizer) from the weights of this delg-tf "
+    "logdir or checkpoint prefix, e.g. a delg-import-official output. Its model_config.json "
+    "sets the architecture; the classifiers restart if the class count differs.",
+)
 flags.DEFINE_enum(
     "attention_wiring",
     "paper",
@@ -182,6 +189,7 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
         backbone=values.backbone,
         block3_strides=values.block3_strides,
         imagenet_checkpoint=values.imagenet_checkpoint,
+        init_checkpoint=values.init_checkpoint,
         delg_gem_power=values.delg_gem_power,
         delg_embedding_layer_dim=values.delg_embedding_layer_dim,
         delg_scale_factor_init=values.delg_scale_factor_init,

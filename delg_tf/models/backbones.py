@@ -1,4 +1,5 @@
-"""Backbone registry: ResNet50/101 from keras.applications and a small CPU backbone.
+"""Backbone registry: ResNet50/101 from keras.applications, the official-compatible ResNet50
+and a small CPU backbone.
 
 Every backbone is a Keras functional model taking already-normalized float images
 [B, H, W, 3] and returning a dict of named feature maps:
@@ -27,6 +28,8 @@ from delg_tf.models.receptive_field import compute_receptive_field
 
 # keras.applications ResNets use this BN epsilon; the small backbone follows them.
 _BN_EPSILON = 1.001e-5
+# The official DELF/DELG ResNet50 (tf.keras BatchNormalization default).
+_OFFICIAL_BN_EPSILON = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,22 +48,20 @@ def _keras_resnet(constructor: Callable[..., keras.Model]) -> Callable[[str | No
     return build
 
 
-def _bottleneck(x, filters: int, stride: int, name: str):
+def _bottleneck(x, filters: int, stride: int, name: str, epsilon: float = _BN_EPSILON):
     """ResNet v1 bottleneck with the stride in the first 1x1 conv, as keras.applications."""
     shortcut = x
     if stride != 1 or x.shape[-1] != 4 * filters:
         shortcut = keras.layers.Conv2D(4 * filters, 1, strides=stride, name=f"{name}_0_conv")(x)
-        shortcut = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_0_bn")(
-            shortcut
-        )
+        shortcut = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_0_bn")(shortcut)
     x = keras.layers.Conv2D(filters, 1, strides=stride, name=f"{name}_1_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_1_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_1_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_1_relu")(x)
     x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_2_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_2_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_2_bn")(x)
     x = keras.layers.Activation("relu", name=f"{name}_2_relu")(x)
     x = keras.layers.Conv2D(4 * filters, 1, name=f"{name}_3_conv")(x)
-    x = keras.layers.BatchNormalization(epsilon=_BN_EPSILON, name=f"{name}_3_bn")(x)
+    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_3_bn")(x)
     x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
@@ -90,6 +91,33 @@ def _resnet_tiny(weights: str | None) -> keras.Model:
     return keras.Model(inputs, x, name="resnet_tiny")
 
 
+# (bottleneck width, number of blocks) of ResNet50's conv2..conv5.
+_RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
+
+
+def _resnet50_official(weights: str | None) -> keras.Model:
+    """ResNet50 as the official DELF/DELG code builds it, with keras.applications layer names.
+
+    Same layers, variables and names as ``keras.applications.ResNet50`` (so the same weights
+    layout), but the official stem and BatchNorm: conv1 is a 7x7/2 conv with ``padding='same'``
+    (TF pads 2 before / 3 after on an even side) and the 3x3/2 max-pool is unpadded, and every
+    BatchNorm has epsilon 1e-3. Its input is RGB (x - 128) / 128 (the ``"delf"`` mode). Used for
+    checkpoints imported from the official TF2 code (``delg_tf.models.official_import``).
+    """
+    del weights  # No ImageNet weights exist for this layout; file weights load in get_backbone.
+    eps = _OFFICIAL_BN_EPSILON
+    inputs = keras.Input((None, None, 3), name="images")
+    x = keras.layers.Conv2D(64, 7, strides=2, padding="same", name="conv1_conv")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=eps, name="conv1_bn")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
+    for stage, (filters, blocks) in enumerate(_RESNET50_STAGES, start=2):
+        for block in range(1, blocks + 1):
+            stride = 2 if block == 1 and stage > 2 else 1
+            x = _bottleneck(x, filters, stride, name=f"conv{stage}_block{block}", epsilon=eps)
+    return keras.Model(inputs, x, name="resnet50_official")
+
+
 _REGISTRY: dict[str, _BackboneEntry] = {
     "resnet50": _BackboneEntry(
         build=_keras_resnet(keras.applications.ResNet50),
@@ -104,6 +132,13 @@ _REGISTRY: dict[str, _BackboneEntry] = {
         conv5_layer="conv5_block3_out",
         input_normalization="caffe",
         has_imagenet=True,
+    ),
+    "resnet50_official": _BackboneEntry(
+        build=_resnet50_official,
+        conv4_layer="conv4_block6_out",
+        conv5_layer="conv5_block3_out",
+        input_normalization="delf",
+        has_imagenet=False,
     ),
     "resnet_tiny": _BackboneEntry(
         build=_resnet_tiny,

@@ -49,6 +49,8 @@ class TrainConfig:
     backbone: str = "resnet50"
     block3_strides: bool = True
     imagenet_checkpoint: str | None = None
+    # Fine-tuning: a delg-tf logdir or checkpoint prefix to start from (training/init_checkpoint).
+    init_checkpoint: str = ""
     delg_gem_power: float = 3.0
     delg_embedding_layer_dim: int = 2048
     delg_scale_factor_init: float = 45.25

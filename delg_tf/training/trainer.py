@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.training import checkpointing, preflight
+from delg_tf.training import checkpointing, init_checkpoint, preflight
 from delg_tf.training.checkpointing import MODEL_FIELDS
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import LabelRangeError, NonFiniteLossError, TrainingError
@@ -126,6 +126,18 @@ class Trainer:
         self.per_replica_batch = config.batch_size // replicas
         checkpoint_dir = checkpointing.checkpoint_dir(config.logdir)
         resuming = tf.train.get_checkpoint_state(checkpoint_dir) is not None
+        init_source = None
+        if config.init_checkpoint:
+            if config.imagenet_checkpoint:
+                raise preflight.FlagError(
+                    "--init_checkpoint and --imagenet_checkpoint both initialise the backbone; "
+                    "give one."
+                )
+            # A resumed fine-tuning run keeps the architecture it recorded at its start.
+            init_source = init_checkpoint.resolve_init_checkpoint(
+                config.logdir if resuming else config.init_checkpoint
+            )
+            config = self.config = init_checkpoint.inherit_architecture(config, init_source)
         if resuming:
             config = self.config = checkpointing.keep_recorded_wiring(config, config.logdir)
             checkpointing.check_resumed_config(config, config.logdir)
@@ -150,6 +162,8 @@ class Trainer:
         )
         if self.last_checkpoint:
             logging.info("Resumed from %s at step %d.", self.last_checkpoint, self.current_step)
+        elif init_source is not None:
+            init_checkpoint.initialize_from(self.model, init_source)
         elif config.imagenet_checkpoint:
             logging.info("Backbone initialised from %s at step 0.", config.imagenet_checkpoint)
         if not train_input.checkpointable:

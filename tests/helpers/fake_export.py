@@ -26,6 +26,10 @@ class BrightnessModel(tf.Module):
             "local_descriptors": tf.concat([pooled, tf.ones_like(pooled)], axis=-1),
         }
 
+    def extraction_outputs(self, images, training=False):
+        # What the export calls on a DelgModel (the forward pass without training-only parts).
+        return self(images, training=training)
+
 
 def export_brightness_model(
     path: str, threshold: float | None = 2.99, global_offset: float = 2.0, **kw

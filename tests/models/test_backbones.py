@@ -8,7 +8,7 @@ from delg_tf.models import BACKBONES, get_backbone
 
 
 def test_registry_lists_the_backbones():
-    assert set(BACKBONES) == {"resnet50", "resnet101", "resnet_tiny"}
+    assert set(BACKBONES) == {"resnet50", "resnet101", "resnet50_official", "resnet_tiny"}
     with pytest.raises(ValueError, match="Unknown backbone 'resnet18'"):
         get_backbone("resnet18")
 
@@ -19,6 +19,8 @@ def test_registry_lists_the_backbones():
         # keras.applications include_top=False counts (BN moving statistics non-trainable).
         ("resnet50", 23_587_712, 23_534_592, "caffe"),
         ("resnet101", 42_658_176, 42_552_832, "caffe"),
+        # Same layers as keras.applications ResNet50; only padding, epsilon and input differ.
+        ("resnet50_official", 23_587_712, 23_534_592, "delf"),
     ],
 )
 def test_keras_resnet_parameter_counts(name, total, trainable, normalization):
@@ -153,3 +155,28 @@ def test_backbone_graph_serialization_round_trip():
     for key in ("conv4", "conv5", "local"):
         np.testing.assert_allclose(out[key], expected[key], atol=1e-6)
     assert clone.get_layer("conv1_bn").synchronized
+
+
+def test_official_resnet50_has_the_official_stem_epsilon_and_weights_layout():
+    official, keras_app = get_backbone("resnet50_official"), get_backbone("resnet50")
+    assert [(v.path, v.shape) for v in official.weights] == [
+        (v.path, v.shape) for v in keras_app.weights
+    ]
+    epsilons = {
+        layer.epsilon
+        for layer in official.layers
+        if isinstance(layer, keras.layers.BatchNormalization)
+    }
+    assert epsilons == {1e-3}
+    assert not any(isinstance(layer, keras.layers.ZeroPadding2D) for layer in official.layers)
+    stem = keras.Model(official.input, official.get_layer("pool1_pool").output)
+    # 'same' 7x7/2 conv then an unpadded 3x3/2 pool (official): 256 -> 128 -> 63, 225 -> 113 -> 56.
+    assert stem(np.zeros((1, 256, 321, 3), np.float32)).shape == (1, 63, 80, 64)
+    assert stem(np.zeros((1, 225, 256, 3), np.float32)).shape == (1, 56, 63, 64)
+    # Same weights, different function: the stems disagree on the same image.
+    keras_app.set_weights(official.get_weights())
+    x = np.random.default_rng(0).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    a, b = official(x)["conv5"].numpy(), keras_app(x)["conv5"].numpy()
+    assert a.shape == b.shape and not np.allclose(a, b, atol=1e-3)
+    assert official.local_receptive_field.size == 291
+    assert official.local_receptive_field.padding == 142  # official export hard-codes 145
