@@ -15,14 +15,11 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
-from delg_tf.evaluation import revisited
-from delg_tf.extraction.feature_store import FeatureStore
-from delg_tf.retrieval import store_retrieval
+from delg_tf.evaluation import run as evaluation_run
 from delg_tf.retrieval.reranking import VerificationConfig
 
 FLAGS = flags.FLAGS
@@ -49,25 +46,6 @@ _FLAG_NAMES = _REQUIRED + (
     "num_to_rerank",
 )
 
-PROTOCOLS = ("medium", "hard")
-KAPPAS = revisited.DEFAULT_KAPPAS
-
-
-def _json_metrics(metrics: dict) -> dict:
-    def clean(value):
-        value = np.asarray(value, dtype=np.float64)
-        return [None if np.isnan(v) else float(v) for v in value.reshape(-1)]
-
-    return {
-        name: {
-            "mAP": clean(entry["mAP"])[0],
-            "mP@k": clean(entry["mP@k"]),
-            "mR@k": clean(entry["mR@k"]),
-            "aps": clean(entry["aps"]),
-        }
-        for name, entry in metrics.items()
-    }
-
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
@@ -79,51 +57,22 @@ def main(argv: list[str]) -> None:
         json.dump(resolved, f, indent=2, sort_keys=True)
 
     gt = load_ground_truth(FLAGS.dataset_file_path)
-    query_store = FeatureStore(FLAGS.query_features_dir)
-    index_store = FeatureStore(FLAGS.index_features_dir)
-    for store in (query_store, index_store):
-        if not store.complete:
-            logging.warning("%s: extraction did not finish (manifest not complete)", store.path)
-    similarities, ranks = store_retrieval.global_ranking(
-        query_store, index_store, gt["qimlist"], gt["imlist"]
+    query_store, index_store = evaluation_run.open_stores(
+        FLAGS.query_features_dir, FLAGS.index_features_dir
     )
-    metrics_all = revisited.compute_metrics(ranks, gt["gnd"], KAPPAS)
-    metrics = {p: metrics_all[p] for p in PROTOCOLS}
-
+    verification = None
     if FLAGS.use_geometric_verification:
-        config = VerificationConfig(
+        verification = VerificationConfig(
             descriptor_matching_threshold=FLAGS.local_descriptor_matching_threshold,
             use_ratio_test=FLAGS.use_ratio_test,
             ransac_residual_threshold=FLAGS.ransac_residual_threshold,
         )
-        junk = {
-            p: [revisited.protocol_ground_truth(entry, p)[1] for entry in gt["gnd"]]
-            for p in PROTOCOLS
-        }
-        with tqdm(total=len(gt["qimlist"]), desc="re-ranking queries", unit="query") as bar:
-            reranked = store_retrieval.rerank_queries(
-                ranks,
-                similarities,
-                store_retrieval.local_features_by_position(query_store, gt["qimlist"], "query"),
-                store_retrieval.local_features_by_position(index_store, gt["imlist"], "index"),
-                junk,
-                config,
-                FLAGS.num_to_rerank,
-                progress=bar.update,
-            )
-        for p in PROTOCOLS:
-            metrics[f"{p}_after_gv"] = revisited.compute_metrics(reranked[p], gt["gnd"], KAPPAS)[p]
-
-    revisited.save_metrics_file(os.path.join(FLAGS.output_dir, "metrics.txt"), metrics, KAPPAS)
-    with open(os.path.join(FLAGS.output_dir, "metrics.json"), "w") as f:
-        json.dump({"kappas": list(KAPPAS), "metrics": _json_metrics(metrics)}, f, indent=2)
-    print(f"{'protocol':<18}{'mAP':>8}" + "".join(f"{'mP@' + str(k):>9}" for k in KAPPAS))
-    for name in sorted(metrics):
-        entry = metrics[name]
-        print(
-            f"{name:<18}{100 * entry['mAP']:8.2f}"
-            + "".join(f"{100 * v:9.2f}" for v in entry["mP@k"])
-        )
+    config = evaluation_run.EvaluationConfig(verification, FLAGS.num_to_rerank)
+    total = len(gt["qimlist"]) if verification is not None else 0
+    with tqdm(total=total, desc="re-ranking queries", unit="query", disable=not total) as bar:
+        result = evaluation_run.evaluate(gt, query_store, index_store, config, bar.update)
+    evaluation_run.write_outputs(FLAGS.output_dir, result.metrics)
+    print(evaluation_run.format_table(result.metrics))
     logging.info("Wrote %s in %.1f s", FLAGS.output_dir, time.perf_counter() - start)
 
 
