@@ -1,9 +1,20 @@
 """The evaluation pipeline: feature stores + ground truth -> ranks, re-ranked ranks, metrics.
 
-What `delg-evaluate` runs and what the match figure needs for its one query, in one place:
-global ranking by descriptor inner product (as the official `perform_retrieval.py`), optional
-geometric re-ranking of each protocol's top images (junk skipped), Revisited metrics for the
-medium and hard protocols, and the outputs (`metrics.txt` in the official format, `metrics.json`).
+What `delg-evaluate` runs and what the match figure needs for its one query, in one place. The
+stages, in this order (each optional but the first):
+
+1. global search: index ranked by descriptor inner product (as the official
+   `perform_retrieval.py`);
+2. training-free refinements of that ranking, on the stored global descriptors: database-side
+   augmentation (alpha-DBA: the index descriptors replaced once, before any query is searched),
+   then alpha query expansion (each query re-searched with its expanded descriptor), then
+   SuperGlobal re-ranking of each query's top M;
+3. geometric verification (local matching + RANSAC) of each protocol's top `num_to_rerank`
+   non-junk images of the ranking stage 2 produced; ties in inliers keep that ranking's order.
+
+Then Revisited metrics for the medium and hard protocols of the first-stage ranking (stages 1-2)
+and, with verification, after it; and the outputs (`metrics.txt` in the official format,
+`metrics.json` with the configuration it scored and the cost of each stage).
 """
 
 from __future__ import annotations
@@ -11,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,12 +31,20 @@ import numpy as np
 from delg_tf.evaluation import revisited
 from delg_tf.extraction.feature_store import FeatureStore
 from delg_tf.retrieval import store_retrieval
+from delg_tf.retrieval.database_augmentation import (
+    DatabaseAugmentationConfig,
+    augment_database,
+    load_or_augment,
+)
+from delg_tf.retrieval.exact_search import similarity_matrix
+from delg_tf.retrieval.query_expansion import QueryExpansionConfig, expand_queries
 from delg_tf.retrieval.reranking import (
     NUM_TO_RERANK,
     VerificationConfig,
     make_inlier_counter,
     rerank,
 )
+from delg_tf.retrieval.superglobal import SuperGlobalConfig, superglobal_rerank
 
 _LOG = logging.getLogger(__name__)
 
@@ -37,12 +57,47 @@ class EvaluationConfig:
     """What to score beyond the global ranking.
 
     Attributes:
-      verification: local matching + RANSAC settings; None scores the global ranking only.
+      verification: local matching + RANSAC settings; None: no geometric verification.
       num_to_rerank: non-junk images verified per query and protocol.
+      database_augmentation: alpha-DBA settings, or None.
+      query_expansion: alpha-QE settings, or None.
+      superglobal: SuperGlobal re-ranking settings, or None.
+      dba_cache_path: .npy file holding the DBA descriptors (reused while they match the index
+        and settings); None computes them in memory for this run only.
     """
 
     verification: VerificationConfig | None = None
     num_to_rerank: int = NUM_TO_RERANK
+    database_augmentation: DatabaseAugmentationConfig | None = None
+    query_expansion: QueryExpansionConfig | None = None
+    superglobal: SuperGlobalConfig | None = None
+    dba_cache_path: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The configuration scored, stage by stage in pipeline order, for metrics.json."""
+
+        def settings(value):
+            return None if value is None else dataclasses.asdict(value)
+
+        stages = ["global"]
+        for name, value in (
+            ("dba", self.database_augmentation),
+            ("aqe", self.query_expansion),
+            ("superglobal", self.superglobal),
+            ("ransac", self.verification),
+        ):
+            if value is not None:
+                stages.append(name)
+        return {
+            "name": "+".join(stages),
+            "order": ["global", "dba", "aqe", "superglobal", "ransac"],
+            "database_augmentation": settings(self.database_augmentation),
+            "query_expansion": settings(self.query_expansion),
+            "superglobal": settings(self.superglobal),
+            "geometric_verification": None
+            if self.verification is None
+            else {**dataclasses.asdict(self.verification), "num_to_rerank": self.num_to_rerank},
+        }
 
 
 @dataclasses.dataclass
@@ -54,12 +109,17 @@ class EvaluationResult:
       ranks: [Q, N] int64 global ranking (positions in the ground truth's `imlist`, best first).
       reranked: {protocol: [Q, N] ranks after geometric verification}, empty without it.
       metrics: {"medium", "hard"[, "medium_after_gv", "hard_after_gv"]: revisited metrics}.
+      first_stage_ranks: [Q, N] ranking after the training-free stages (`ranks` without them).
+      timings: seconds per stage ("dba" once; "search", "aqe", "superglobal", "ransac" in total
+        over all queries).
     """
 
     similarities: np.ndarray
     ranks: np.ndarray
     reranked: dict[str, np.ndarray]
     metrics: dict[str, dict[str, Any]]
+    first_stage_ranks: np.ndarray | None = None
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 def open_stores(query_dir: str, index_dir: str) -> tuple[FeatureStore, FeatureStore]:
@@ -126,29 +186,112 @@ def evaluate(
     Raises:
       KeyError: naming a ground-truth image missing from its store.
     """
+    timings: dict[str, float] = {}
+    query_names, index_names = ground_truth["qimlist"], ground_truth["imlist"]
+    clock = time.perf_counter()
     similarities, ranks = store_retrieval.global_ranking(
-        query_store, index_store, ground_truth["qimlist"], ground_truth["imlist"]
+        query_store, index_store, query_names, index_names
     )
-    metrics_all = revisited.compute_metrics(ranks, ground_truth["gnd"], KAPPAS)
+    timings["search"] = time.perf_counter() - clock
+    first_stage = first_stage_ranking(
+        ground_truth, query_store, index_store, similarities, ranks, config, timings
+    )
+    metrics_all = revisited.compute_metrics(first_stage, ground_truth["gnd"], KAPPAS)
     metrics = {p: metrics_all[p] for p in PROTOCOLS}
     reranked: dict[str, np.ndarray] = {}
     if config.verification is not None:
+        # RANSAC re-ranks the list stage 2 produced: without stage 2 the global similarities
+        # order equal inlier counts (the official code); with it, the refined ranking does.
+        scores = similarities if first_stage is ranks else order_scores(first_stage)
         by_position = store_retrieval.local_features_by_position
+        clock = time.perf_counter()
         reranked = store_retrieval.rerank_queries(
-            ranks,
-            similarities,
-            by_position(query_store, ground_truth["qimlist"], "query"),
-            by_position(index_store, ground_truth["imlist"], "index"),
+            first_stage,
+            scores,
+            by_position(query_store, query_names, "query"),
+            by_position(index_store, index_names, "index"),
             protocol_junk(ground_truth["gnd"]),
             config.verification,
             config.num_to_rerank,
             progress=progress,
         )
+        timings["ransac"] = time.perf_counter() - clock
         for p in PROTOCOLS:
             metrics[f"{p}_after_gv"] = revisited.compute_metrics(
                 reranked[p], ground_truth["gnd"], KAPPAS
             )[p]
-    return EvaluationResult(similarities, ranks, reranked, metrics)
+    return EvaluationResult(similarities, ranks, reranked, metrics, first_stage, timings)
+
+
+def order_scores(ranks: np.ndarray) -> np.ndarray:
+    """Scores [Q, N] float64 that sort to `ranks`: minus each index position's rank."""
+    scores = np.empty(ranks.shape, np.float64)
+    np.put_along_axis(scores, ranks, -np.arange(ranks.shape[1], dtype=np.float64)[None], axis=1)
+    return scores
+
+
+def first_stage_ranking(
+    ground_truth: Mapping[str, Any],
+    query_store: FeatureStore,
+    index_store: FeatureStore,
+    similarities: np.ndarray,
+    ranks: np.ndarray,
+    config: EvaluationConfig,
+    timings: dict[str, float] | None = None,
+) -> np.ndarray:
+    """The global ranking after the configured training-free stages (DBA, alpha-QE, SuperGlobal).
+
+    Args:
+      ground_truth: revisitop dict (`qimlist`, `imlist`).
+      query_store, index_store: the feature stores.
+      similarities, ranks: [Q, N] global search results in `imlist` order.
+      config: the stages to run.
+      timings: filled with the seconds each stage took.
+
+    Returns:
+      [Q, N] int64 ranks (index positions in `imlist`): `ranks` itself when no stage is on.
+    """
+    timings = {} if timings is None else timings
+    if (
+        config.database_augmentation is None
+        and config.query_expansion is None
+        and config.superglobal is None
+    ):
+        return ranks
+    query_names, index_names = ground_truth["qimlist"], ground_truth["imlist"]
+    queries = query_store.global_descriptors()[
+        store_retrieval.store_rows(query_store, query_names, "query")
+    ].astype(np.float32)
+    index_rows = store_retrieval.store_rows(index_store, index_names, "index image")
+    index = index_store.global_descriptors()
+    if not np.array_equal(index_rows, np.arange(len(index_store))):
+        index = index[index_rows]  # imlist order (a copy; the store's order otherwise)
+    if config.database_augmentation is not None:
+        clock = time.perf_counter()
+        if config.dba_cache_path is None:
+            index = augment_database(index, config.database_augmentation)
+        else:
+            index, computed = load_or_augment(
+                index, list(index_names), config.database_augmentation, config.dba_cache_path
+            )
+            if not computed:
+                _LOG.info("DBA descriptors reused from %s", config.dba_cache_path)
+        timings["dba"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        similarities = similarity_matrix(queries, index)
+        ranks = np.argsort(-similarities, axis=1, kind="stable")
+        timings["search"] = timings.get("search", 0.0) + time.perf_counter() - clock
+    if config.query_expansion is not None:
+        clock = time.perf_counter()
+        queries = expand_queries(queries, index, ranks, config.query_expansion)
+        similarities = similarity_matrix(queries, index)
+        ranks = np.argsort(-similarities, axis=1, kind="stable")
+        timings["aqe"] = time.perf_counter() - clock
+    if config.superglobal is not None:
+        clock = time.perf_counter()
+        ranks = superglobal_rerank(queries, index, ranks, config.superglobal)
+        timings["superglobal"] = time.perf_counter() - clock
+    return ranks
 
 
 def json_metrics(metrics: Mapping[str, Mapping[str, Any]]) -> dict:
@@ -169,13 +312,41 @@ def json_metrics(metrics: Mapping[str, Mapping[str, Any]]) -> dict:
     }
 
 
-def write_outputs(output_dir: str, metrics: Mapping[str, Mapping[str, Any]]) -> None:
-    """Writes `metrics.txt` (official format) and `metrics.json` to `output_dir`."""
+def write_outputs(
+    output_dir: str,
+    metrics: Mapping[str, Mapping[str, Any]],
+    configuration: Mapping[str, Any] | None = None,
+    timings: Mapping[str, float] | None = None,
+    num_queries: int = 0,
+) -> None:
+    """Writes `metrics.txt` (official format) and `metrics.json` to `output_dir`.
+
+    Args:
+      output_dir: existing folder.
+      metrics: {name: revisited metrics}.
+      configuration: `EvaluationConfig.describe()`, the configuration scored.
+      timings: seconds per stage (`EvaluationResult.timings`); written with per-query ms.
+      num_queries: queries evaluated (for the per-query figures).
+    """
     import json
 
     revisited.save_metrics_file(os.path.join(output_dir, "metrics.txt"), metrics, KAPPAS)
+    out: dict[str, Any] = {"kappas": list(KAPPAS), "metrics": json_metrics(metrics)}
+    if configuration is not None:
+        out["configuration"] = dict(configuration)
+    if timings:
+        per_query = {
+            name: 1000.0 * seconds / max(num_queries, 1)
+            for name, seconds in timings.items()
+            if name != "dba"
+        }
+        out["timings"] = {
+            "seconds": dict(timings),
+            "ms_per_query": per_query,
+            "dba_seconds_once": timings.get("dba"),
+        }
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
-        json.dump({"kappas": list(KAPPAS), "metrics": json_metrics(metrics)}, f, indent=2)
+        json.dump(out, f, indent=2)
 
 
 def format_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
