@@ -49,6 +49,8 @@ class ExtractionOptions:
       attention_threshold: Absolute attention threshold.
       max_feature_num: Most local features per image.
       max_image_size: Longest image side fed to the model.
+      global_aggregation: "sum" over scales (official) or "max" (Scale-GeM), from the export's
+        `global_pooling` settings.
     """
 
     image_scales: list[float]
@@ -56,6 +58,7 @@ class ExtractionOptions:
     attention_threshold: float
     max_feature_num: int
     max_image_size: int
+    global_aggregation: str = "sum"
 
     @classmethod
     def from_settings(cls, settings: ExportSettings | None, **overrides) -> ExtractionOptions:
@@ -86,6 +89,9 @@ class ExtractionOptions:
                 "attention_threshold": settings.attention_threshold,
                 "max_feature_num": settings.max_feature_num,
                 "max_image_size": settings.max_image_size,
+                "global_aggregation": (settings.global_pooling or {}).get(
+                    "scale_aggregation", "sum"
+                ),
             }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["attention_threshold"] is None:
@@ -164,7 +170,9 @@ class SavedModelExtractor:
             "scales": out["scales"],
             "attention": tf.reshape(out["scores"], [-1]),
         }
-        global_descriptor = aggregate_global_descriptors(out["global_descriptors"])
+        global_descriptor = aggregate_global_descriptors(
+            out["global_descriptors"], self.options.global_aggregation
+        )
         return global_descriptor.numpy(), {k: v.numpy() for k, v in local.items()}
 
     @property
