@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from delg_tf.data.atomic_files import write_json_atomically
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.stages import StageTime
+from delg_tf.demo.training_free import comparison_section
 from delg_tf.evaluation.demo_metrics import demo_metrics, learning_checks
 from delg_tf.visualization import report
 
@@ -76,5 +77,6 @@ def write_demo_report(
         setup,
         notes=learning_checks(metrics),
     )
+    text += comparison_section(paths)
     report.write_report(os.path.join(paths.output_dir, "report.md"), text)
     return metrics, report.text_table(metrics, KAPPAS)
