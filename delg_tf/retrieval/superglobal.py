@@ -20,7 +20,8 @@ Where we differ, on purpose (WORKSPACE_NOTES.md): the candidate itself is always
 neighbour (weight 1) and its K others exclude it (the repository takes the top K + 1 of the row,
 which is the same unless another candidate is an exact duplicate); negative similarities get
 weight 0 (the repository lets beta * s_ij < 0 shrink the denominator, which can reach 0);
-and every sort is stable (ties keep the better previous rank; torch.argsort is unstable).
+and the rankings are stable sorts (equal scores keep the better previous rank; torch.argsort is
+unstable). The K neighbours are a partition, not a sort (only their set matters).
 """
 
 from __future__ import annotations
@@ -64,6 +65,17 @@ def _stable_desc(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, axis=-1, kind="stable")
 
 
+def _top_k_slots(scores: np.ndarray, k: int) -> np.ndarray:
+    """Per row of [..., M] scores, the slots of the k largest (in no particular order).
+
+    A partition, O(M) per row, not a sort: this selection is most of SuperGlobal's cost. A tie
+    at the k-th value goes to whichever slot numpy's introselect keeps (deterministic for a given
+    input); it matters only for distinct candidates with bit-identical similarities.
+    """
+    m = scores.shape[-1]
+    return np.argpartition(scores, m - k, axis=-1)[..., m - k :]
+
+
 def refine_candidates(candidates: np.ndarray, k: int, beta: float) -> np.ndarray:
     """MDescAug: each candidate averaged with its k nearest other candidates.
 
@@ -82,7 +94,7 @@ def refine_candidates(candidates: np.ndarray, k: int, beta: float) -> np.ndarray
     gram = np.matmul(candidates, candidates.transpose(0, 2, 1))  # [B, M, M]
     diagonal = np.arange(m)
     gram[:, diagonal, diagonal] = -np.inf  # the candidate itself is added with weight 1 below
-    order = _stable_desc(gram)[:, :, :k]  # [B, M, k]: ties to the better-ranked candidate
+    order = _top_k_slots(gram, k)  # [B, M, k]
     similarities = np.take_along_axis(gram, order, axis=2)
     weights = beta * np.maximum(similarities, 0.0)  # [B, M, k]
     # The k neighbours as a dense [B, M, M] weight matrix: one batched matmul instead of a
