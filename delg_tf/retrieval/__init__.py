@@ -1,8 +1,10 @@
 """Global search (exact, faiss), local descriptor matching, affine RANSAC and re-ranking.
 
 Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface and
-`load_index`), `descriptor_matching`, `ransac`, `reranking`, and `reference` (the official
-cKDTree + skimage baseline, for benchmarks and tests).
+`load_index`), the training-free refinements of a global ranking (`query_expansion` alpha-QE,
+`database_augmentation` alpha-DBA, both on `neighbour_weights`, and `superglobal` re-ranking),
+`descriptor_matching`, `ransac`, `reranking`, and `reference` (the official cKDTree + skimage
+baseline, for benchmarks and tests).
 """
 
 from delg_tf.retrieval.descriptor_matching import match_descriptors
