@@ -9,6 +9,8 @@ TensorFlow's allocator grows):
   reranking   ms/query re-ranking a 100-image shortlist of ~1000 local features each: ours
               (matmul matching + vectorised RANSAC) against the official approach (cKDTree +
               skimage RANSAC), same data, with inlier counts compared.
+  training_free  ms/query of SuperGlobal re-ranking (top 400) and alpha-QE, and the one-off
+              alpha-DBA seconds, on clustered synthetic 128-D and 2048-D descriptors.
   search      queries/s of exact search and faiss (IVF-Flat; HNSW up to --hnsw_max_size) on
               clustered synthetic 2048-D descriptors, recall@100 against exact, build times.
   pipeline    images/s of the training input pipeline (TFRecord JPEGs -> decode -> Inception

@@ -1,8 +1,10 @@
 """delg-evaluate: Revisited Oxford/Paris retrieval from feature stores, as `perform_retrieval.py`.
 
-Ranks the index by global-descriptor similarity, optionally re-ranks each protocol's top images by
-local matching + RANSAC, and writes `metrics.txt` (official format: medium, hard and, with
---use_geometric_verification, medium_after_gv and hard_after_gv), `metrics.json` and
+Ranks the index by global-descriptor similarity, optionally refines that ranking without training
+(--database_augmentation=dba, then --query_expansion=aqe, then --superglobal_rerank), optionally
+re-ranks each protocol's top images by local matching + RANSAC, and writes `metrics.txt`
+(official format: medium, hard and, with --use_geometric_verification, medium_after_gv and
+hard_after_gv), `metrics.json` (with the configuration scored and the cost of each stage) and
 `evaluate_flags.json` to --output_dir.
 
   delg-evaluate --dataset_file_path=gnd_roxford5k.pkl --query_features_dir=feats/query \
@@ -15,14 +17,15 @@ import json
 import os
 import time
 
-import numpy as np
 from absl import app, flags, logging
 from tqdm import tqdm
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
-from delg_tf.evaluation import revisited
-from delg_tf.extraction.feature_store import FeatureStore
-from delg_tf.retrieval import store_retrieval
+from delg_tf.evaluation import run as evaluation_run
+from delg_tf.retrieval import superglobal as sg
+from delg_tf.retrieval.database_augmentation import SEARCH_KINDS, DatabaseAugmentationConfig
+from delg_tf.retrieval.neighbour_weights import DEFAULT_ALPHA, DEFAULT_K
+from delg_tf.retrieval.query_expansion import QueryExpansionConfig
 from delg_tf.retrieval.reranking import VerificationConfig
 
 FLAGS = flags.FLAGS
@@ -40,6 +43,22 @@ flags.DEFINE_float(
 flags.DEFINE_float("ransac_residual_threshold", 20.0, "RANSAC inlier residual bound, pixels.")
 flags.DEFINE_boolean("use_ratio_test", False, "Ratio test instead of a distance bound.")
 flags.DEFINE_integer("num_to_rerank", 100, "Non-junk images verified per query.", lower_bound=1)
+# Training-free stages on the stored global descriptors, run in this order after the global
+# search and before geometric verification: DBA, alpha-QE, SuperGlobal re-ranking.
+flags.DEFINE_enum("database_augmentation", "none", ["none", "dba"], "Database-side augmentation.")
+flags.DEFINE_integer("dba_k", DEFAULT_K, "DBA: neighbours per index image.", lower_bound=0)
+flags.DEFINE_float("dba_alpha", DEFAULT_ALPHA, "DBA: similarity weight exponent.", lower_bound=0)
+flags.DEFINE_enum("dba_search", "exact", list(SEARCH_KINDS), "DBA neighbour search (faiss kinds).")
+flags.DEFINE_string(
+    "dba_cache_path", None, "DBA descriptors (.npy) to reuse or write; default: in --output_dir."
+)
+flags.DEFINE_enum("query_expansion", "none", ["none", "aqe"], "Query expansion.")
+flags.DEFINE_integer("aqe_k", DEFAULT_K, "alpha-QE: top results added to the query.", lower_bound=0)
+flags.DEFINE_float("aqe_alpha", DEFAULT_ALPHA, "alpha-QE: weight exponent.", lower_bound=0)
+flags.DEFINE_boolean("superglobal_rerank", False, "SuperGlobal re-ranking of the top M.")
+flags.DEFINE_integer("superglobal_m", sg.DEFAULT_M, "SuperGlobal: candidates M.", lower_bound=1)
+flags.DEFINE_integer("superglobal_k", sg.DEFAULT_K, "SuperGlobal: neighbours K.", lower_bound=0)
+flags.DEFINE_float("superglobal_beta", sg.DEFAULT_BETA, "SuperGlobal: beta.", lower_bound=0)
 _REQUIRED = ("dataset_file_path", "query_features_dir", "index_features_dir", "output_dir")
 _FLAG_NAMES = _REQUIRED + (
     "use_geometric_verification",
@@ -47,26 +66,19 @@ _FLAG_NAMES = _REQUIRED + (
     "ransac_residual_threshold",
     "use_ratio_test",
     "num_to_rerank",
+    "database_augmentation",
+    "dba_k",
+    "dba_alpha",
+    "dba_search",
+    "dba_cache_path",
+    "query_expansion",
+    "aqe_k",
+    "aqe_alpha",
+    "superglobal_rerank",
+    "superglobal_m",
+    "superglobal_k",
+    "superglobal_beta",
 )
-
-PROTOCOLS = ("medium", "hard")
-KAPPAS = revisited.DEFAULT_KAPPAS
-
-
-def _json_metrics(metrics: dict) -> dict:
-    def clean(value):
-        value = np.asarray(value, dtype=np.float64)
-        return [None if np.isnan(v) else float(v) for v in value.reshape(-1)]
-
-    return {
-        name: {
-            "mAP": clean(entry["mAP"])[0],
-            "mP@k": clean(entry["mP@k"]),
-            "mR@k": clean(entry["mR@k"]),
-            "aps": clean(entry["aps"]),
-        }
-        for name, entry in metrics.items()
-    }
 
 
 def main(argv: list[str]) -> None:
@@ -79,59 +91,42 @@ def main(argv: list[str]) -> None:
         json.dump(resolved, f, indent=2, sort_keys=True)
 
     gt = load_ground_truth(FLAGS.dataset_file_path)
-    query_store = FeatureStore(FLAGS.query_features_dir)
-    index_store = FeatureStore(FLAGS.index_features_dir)
-    for store in (query_store, index_store):
-        if store.missing_parts:
-            logging.warning(
-                "%s: %d of %d parts are not finished (%s): their images are missing",
-                store.path,
-                len(store.missing_parts),
-                len(store.manifest["parts"]),
-                " ".join(store.missing_parts[:5]) + (" ..." * (len(store.missing_parts) > 5)),
-            )
-        elif not store.complete:
-            logging.warning("%s: extraction did not finish (manifest not complete)", store.path)
-    similarities, ranks = store_retrieval.global_ranking(
-        query_store, index_store, gt["qimlist"], gt["imlist"]
+    query_store, index_store = evaluation_run.open_stores(
+        FLAGS.query_features_dir, FLAGS.index_features_dir
     )
-    metrics_all = revisited.compute_metrics(ranks, gt["gnd"], KAPPAS)
-    metrics = {p: metrics_all[p] for p in PROTOCOLS}
-
+    verification = None
     if FLAGS.use_geometric_verification:
-        config = VerificationConfig(
+        verification = VerificationConfig(
             descriptor_matching_threshold=FLAGS.local_descriptor_matching_threshold,
             use_ratio_test=FLAGS.use_ratio_test,
             ransac_residual_threshold=FLAGS.ransac_residual_threshold,
         )
-        junk = {
-            p: [revisited.protocol_ground_truth(entry, p)[1] for entry in gt["gnd"]]
-            for p in PROTOCOLS
-        }
-        with tqdm(total=len(gt["qimlist"]), desc="re-ranking queries", unit="query") as bar:
-            reranked = store_retrieval.rerank_queries(
-                ranks,
-                similarities,
-                store_retrieval.local_features_by_position(query_store, gt["qimlist"], "query"),
-                store_retrieval.local_features_by_position(index_store, gt["imlist"], "index"),
-                junk,
-                config,
-                FLAGS.num_to_rerank,
-                progress=bar.update,
-            )
-        for p in PROTOCOLS:
-            metrics[f"{p}_after_gv"] = revisited.compute_metrics(reranked[p], gt["gnd"], KAPPAS)[p]
-
-    revisited.save_metrics_file(os.path.join(FLAGS.output_dir, "metrics.txt"), metrics, KAPPAS)
-    with open(os.path.join(FLAGS.output_dir, "metrics.json"), "w") as f:
-        json.dump({"kappas": list(KAPPAS), "metrics": _json_metrics(metrics)}, f, indent=2)
-    print(f"{'protocol':<18}{'mAP':>8}" + "".join(f"{'mP@' + str(k):>9}" for k in KAPPAS))
-    for name in sorted(metrics):
-        entry = metrics[name]
-        print(
-            f"{name:<18}{100 * entry['mAP']:8.2f}"
-            + "".join(f"{100 * v:9.2f}" for v in entry["mP@k"])
+    dba = None
+    if FLAGS.database_augmentation == "dba":
+        dba = DatabaseAugmentationConfig(FLAGS.dba_k, FLAGS.dba_alpha, FLAGS.dba_search)
+    config = evaluation_run.EvaluationConfig(
+        verification,
+        FLAGS.num_to_rerank,
+        database_augmentation=dba,
+        query_expansion=QueryExpansionConfig(FLAGS.aqe_k, FLAGS.aqe_alpha)
+        if FLAGS.query_expansion == "aqe"
+        else None,
+        superglobal=sg.SuperGlobalConfig(
+            FLAGS.superglobal_m, FLAGS.superglobal_k, FLAGS.superglobal_beta
         )
+        if FLAGS.superglobal_rerank
+        else None,
+        dba_cache_path=None
+        if dba is None
+        else FLAGS.dba_cache_path or os.path.join(FLAGS.output_dir, "index_dba.npy"),
+    )
+    total = len(gt["qimlist"]) if verification is not None else 0
+    with tqdm(total=total, desc="re-ranking queries", unit="query", disable=not total) as bar:
+        result = evaluation_run.evaluate(gt, query_store, index_store, config, bar.update)
+    evaluation_run.write_outputs(
+        FLAGS.output_dir, result.metrics, config.describe(), result.timings, len(gt["qimlist"])
+    )
+    print(evaluation_run.format_table(result.metrics))
     logging.info("Wrote %s in %.1f s", FLAGS.output_dir, time.perf_counter() - start)
 
 

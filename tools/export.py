@@ -5,6 +5,8 @@
 `--ckpt_path` is a checkpoint prefix or a training logdir (its latest checkpoint is used). The
 export records its settings (scales, descriptor sizes, receptive field, threshold) in
 `assets/delg_export_settings.json`; run delg-calibrate-threshold on it before extracting.
+--gem_plus, --regional_gem and --scale_gem switch on SuperGlobal's pooling of the global
+descriptor (recorded in the settings as `global_pooling`; off by default).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from delg_tf.export.export_settings import (
     DEFAULT_MAX_IMAGE_SIZE,
 )
 from delg_tf.export.exporter import export_from_checkpoint
+from delg_tf.export.global_pooling import GEM_PLUS_POWER, GlobalPooling
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("ckpt_path", None, "Checkpoint prefix or training logdir.")
@@ -38,6 +41,11 @@ flags.DEFINE_integer("max_image_size", DEFAULT_MAX_IMAGE_SIZE, "Longest image si
 flags.DEFINE_float(
     "attention_threshold", None, "Attention threshold, if known (else calibrate after export)."
 )
+# SuperGlobal pooling of the global descriptor (off by default: the official DELG descriptor).
+flags.DEFINE_boolean("gem_plus", False, "GeM+: pool conv5 with --gem_plus_power (SuperGlobal).")
+flags.DEFINE_float("gem_plus_power", GEM_PLUS_POWER, "GeM+ power p.", lower_bound=1e-3)
+flags.DEFINE_boolean("regional_gem", False, "Regional GeM (p 2.5, 5x5) before pooling.")
+flags.DEFINE_boolean("scale_gem", False, "Scale-GeM: max over L2-normalised scales, not sum.")
 
 
 def main(argv: list[str]) -> None:
@@ -57,6 +65,11 @@ def main(argv: list[str]) -> None:
         max_feature_num=FLAGS.max_feature_num,
         max_image_size=FLAGS.max_image_size,
         attention_threshold=FLAGS.attention_threshold,
+        global_pooling=GlobalPooling(
+            gem_power=FLAGS.gem_plus_power if FLAGS.gem_plus else None,
+            regional_gem=FLAGS.regional_gem,
+            scale_aggregation="max" if FLAGS.scale_gem else "sum",
+        ),
     )
     with open(os.path.join(FLAGS.export_path, "delg_export_flags.txt"), "w") as f:
         f.write(FLAGS.flags_into_string())

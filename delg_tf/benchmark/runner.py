@@ -19,11 +19,12 @@ from delg_tf.benchmark.report import Report, print_table
 from delg_tf.benchmark.reranking_part import run_reranking
 from delg_tf.benchmark.search_part import run_search
 from delg_tf.benchmark.settings import Settings
+from delg_tf.benchmark.training_free_part import run_training_free
 from delg_tf.benchmark.training_part import run_training
 
 # In running order: the numpy-only parts first, so their large arrays are freed before
 # TensorFlow's allocator grows.
-PARTS = ("reranking", "search", "pipeline", "model", "training", "extraction")
+PARTS = ("reranking", "training_free", "search", "pipeline", "model", "training", "extraction")
 
 
 @dataclasses.dataclass
@@ -128,6 +129,8 @@ def run_benchmark(
                 peaks = matmul_peaks(settings, report)
             if part == "reranking":
                 run_reranking(settings, report)
+            elif part == "training_free":
+                run_training_free(settings, report)
             elif part == "search":
                 run_search(settings, report)
             elif part == "pipeline":

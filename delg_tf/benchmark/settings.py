@@ -44,6 +44,11 @@ class Settings:
     faiss_nlist: int | None
     hnsw_ef_search: tuple[int, ...]
     hnsw_max_size: int
+    # The training-free part (SuperGlobal, alpha-QE, alpha-DBA); no flag sets them.
+    training_free_dims: tuple[int, ...] = (128, 2048)
+    training_free_index_size: int = 5000
+    training_free_queries: int = 64
+    superglobal_candidates: int = 400
     memory_margin_gib: float
 
 
@@ -82,4 +87,8 @@ def quick(settings: Settings) -> Settings:
         faiss_nlist=None,
         hnsw_ef_search=(32,),
         hnsw_max_size=10000,
+        training_free_dims=(16,),
+        training_free_index_size=300,
+        training_free_queries=8,
+        superglobal_candidates=50,
     )

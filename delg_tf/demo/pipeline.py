@@ -15,6 +15,7 @@ from delg_tf.demo.figures import write_figures
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.presets import PRESET_SETTINGS
 from delg_tf.demo.stages import Stage
+from delg_tf.demo.training_free import comparison_dir, write_training_free_comparison
 
 # The export's default pyramid (delg_tf.export.export_settings) and its three global scales:
 # the untrained model runs only these, as it is evaluated by global search alone.
@@ -209,6 +210,18 @@ def build_stages(
                 outputs=(paths.evaluation(model),),
             )
         )
+    stages.append(
+        Stage(
+            "training_free",
+            function=functools.partial(
+                write_training_free_comparison,
+                paths,
+                num_to_rerank or settings["num_to_rerank"],
+            ),
+            identity={"training_free": comparison_dir(paths)},
+            outputs=(comparison_dir(paths),),
+        )
+    )
     stages.append(
         Stage(
             "figures",

@@ -10,6 +10,7 @@ from delg_tf.demo import report_markdown as report
 from delg_tf.demo.metrics import demo_metrics, learning_checks
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.stages import StageTime
+from delg_tf.demo.training_free import comparison_section
 
 # The k of the mP@k columns (delg-evaluate's default kappas).
 KAPPAS = (1, 5, 10)
@@ -76,5 +77,6 @@ def write_demo_report(
         setup,
         notes=learning_checks(metrics),
     )
+    text += comparison_section(paths)
     report.write_report(os.path.join(paths.output_dir, "report.md"), text)
     return metrics, report.text_table(metrics, KAPPAS)

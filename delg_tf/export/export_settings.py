@@ -18,6 +18,7 @@ from typing import Any
 import tensorflow as tf
 
 from delg_tf.common.atomic_files import write_text_atomically
+from delg_tf.export.global_pooling import GlobalPooling
 
 SETTINGS_FILENAME = "delg_export_settings.json"
 FORMAT_VERSION = 1
@@ -51,6 +52,8 @@ class ExportSettings:
       attention_wiring: "paper" or "pre_2021" (`delg_tf.models.attention_wiring`): where the
         keypoints' attention was computed. None in exports written before it was recorded
         (those are "pre_2021").
+      global_pooling: SuperGlobal pooling options (`global_pooling.GlobalPooling` fields), or
+        None for the official GeM + sum over scales.
       format_version: Version of this file.
     """
 
@@ -71,6 +74,7 @@ class ExportSettings:
     calibration: dict[str, Any] | None = None
     model_config: dict[str, Any] | None = None
     attention_wiring: str | None = None
+    global_pooling: dict[str, Any] | None = None
     format_version: int = FORMAT_VERSION
 
     def validate(self) -> None:
@@ -85,6 +89,8 @@ class ExportSettings:
             )
         if self.attention_threshold is not None and not math.isfinite(self.attention_threshold):
             raise ValueError(f"attention_threshold must be finite: {self.attention_threshold}")
+        if self.global_pooling is not None:
+            GlobalPooling.from_dict(self.global_pooling)  # raises naming the bad option
         if self.max_feature_num < 0 or self.max_image_size <= 0:
             raise ValueError(
                 f"max_feature_num {self.max_feature_num} / max_image_size "

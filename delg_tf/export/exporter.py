@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from delg_tf.export.export_settings import (
     write_settings_file,
 )
 from delg_tf.export.extraction_module import DelgExtractionModule
+from delg_tf.export.global_pooling import GlobalPooling
 from delg_tf.models import DelgModel
 
 
@@ -32,8 +34,13 @@ def settings_for_model(
     max_feature_num: int = DEFAULT_MAX_FEATURE_NUM,
     max_image_size: int = DEFAULT_MAX_IMAGE_SIZE,
     attention_threshold: float | None = None,
+    global_pooling: GlobalPooling | None = None,
 ) -> ExportSettings:
-    """The settings asset describing `model` (receptive field from its layer graph)."""
+    """The settings asset describing `model` (receptive field from its layer graph).
+
+    `global_pooling` (SuperGlobal GeM+ / regional GeM / Scale-GeM) is recorded only when given
+    and different from the official pooling, so a default export's settings are unchanged.
+    """
     field = model.receptive_field
     settings = ExportSettings(
         backbone=model.backbone_name,
@@ -52,6 +59,9 @@ def settings_for_model(
         compute_dtype=compute_dtype,
         model_config=model_config,
         attention_wiring=model.attention_wiring,
+        global_pooling=None
+        if global_pooling is None or global_pooling == GlobalPooling()
+        else dataclasses.asdict(global_pooling),
     )
     settings.validate()
     return settings

@@ -8,7 +8,7 @@ Signatures (all take one uint8 [H, W, 3] image, no batch dimension):
   in input-image pixels), `features` [N, d] raw, `scales` [N] (1 / scale), `scores` [N, 1]
   (attention), `global_descriptors` [G, D] raw.
 - `extract_global`: `input_image` -> `global_descriptor` [D] (default global scales, per-scale
-  L2, sum, L2).
+  L2, sum (or max with Scale-GeM), L2).
 - `extract_local`: `input_image` -> `locations` [N, 2] (y, x), `descriptors` [N, d] (L2),
   `scales` [N], `attention` [N] (default scales, the calibrated threshold, top max_feature_num).
 - `extract_attention_map`: `input_image`, `input_scale` -> `attention` [h, w] and the `boxes`
@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from delg_tf.data.preprocessing import normalize_image
 from delg_tf.export.export_settings import ExportSettings, threshold_from_settings_text
+from delg_tf.export.global_pooling import GlobalPooling, pooled_global_descriptor
 from delg_tf.export.multiscale import PyramidFeatures, extract_pyramid, scaled_size
 from delg_tf.export.postprocessing import (
     aggregate_global_descriptors,
@@ -63,12 +64,19 @@ class DelgExtractionModule(tf.Module):
             [settings.image_scales[i] for i in settings.global_scales_ind], tf.float32
         )
         self._max_feature_num = int(settings.max_feature_num)
+        self._global_pooling = GlobalPooling.from_dict(settings.global_pooling)
 
     def _model_fn(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         # Not `model.call`: with the paper wiring the decoder and the attention classifier
         # only serve training, so the extraction graph leaves them out.
         out = self.model.extraction_outputs(images, training=False)
-        return out["global_descriptor"], out["attention"], out["local_descriptors"]
+        return self._global_descriptor(out), out["attention"], out["local_descriptors"]
+
+    def _global_descriptor(self, out: dict[str, tf.Tensor]) -> tf.Tensor:
+        """[1, D] raw global descriptor: the trained head's, or SuperGlobal-pooled conv5."""
+        if not self._global_pooling.changes_pooling:
+            return out["global_descriptor"]
+        return pooled_global_descriptor(out["conv5"], self.model.global_head, self._global_pooling)
 
     def _pyramid(self, image, scales, global_scales_ind, abs_thres, max_feature_num):
         return extract_pyramid(
@@ -114,7 +122,10 @@ class DelgExtractionModule(tf.Module):
             input_image, self._global_scales, tf.range(num), tf.constant(float("inf")),
             tf.constant(0),
         )  # fmt: skip
-        return {"global_descriptor": aggregate_global_descriptors(f.global_descriptors)}
+        aggregation = self._global_pooling.scale_aggregation
+        return {
+            "global_descriptor": aggregate_global_descriptors(f.global_descriptors, aggregation)
+        }
 
     @tf.function(input_signature=[IMAGE_SPEC])
     def extract_local(self, input_image):

@@ -11,17 +11,26 @@ import tensorflow as tf
 from delg_tf.export.receptive_boxes import box_centers
 
 
-def aggregate_global_descriptors(per_scale: tf.Tensor) -> tf.Tensor:
-    """Per-scale L2 normalisation, sum over scales, L2 normalisation again.
+def aggregate_global_descriptors(per_scale: tf.Tensor, aggregation: str = "sum") -> tf.Tensor:
+    """Per-scale L2 normalisation, sum (official) or maximum (Scale-GeM) over scales, L2 again.
 
     Args:
       per_scale: float [G, D] raw global descriptors, one per global scale.
+      aggregation: "sum" (the official DELG) or "max" (SuperGlobal's Scale-GeM, see
+        `global_pooling`).
 
     Returns:
       float [D] unit-norm descriptor (zeros if G == 0).
     """
     per_scale = tf.math.l2_normalize(per_scale, axis=1)
-    return tf.math.l2_normalize(tf.reduce_sum(per_scale, axis=0), axis=0)
+    if aggregation == "max":
+        combined = tf.reduce_max(per_scale, axis=0)
+        combined = tf.where(tf.shape(per_scale)[0] > 0, combined, tf.zeros_like(combined))
+    elif aggregation == "sum":
+        combined = tf.reduce_sum(per_scale, axis=0)
+    else:
+        raise ValueError(f"global aggregation must be 'sum' or 'max', got {aggregation!r}")
+    return tf.math.l2_normalize(combined, axis=0)
 
 
 def normalize_local_descriptors(features: tf.Tensor) -> tf.Tensor:

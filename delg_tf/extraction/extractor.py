@@ -52,6 +52,8 @@ class ExtractionOptions:
       attention_threshold: Absolute attention threshold.
       max_feature_num: Most local features per image.
       max_image_size: Longest image side fed to the model.
+      global_aggregation: "sum" over scales (official) or "max" (Scale-GeM), from the export's
+        `global_pooling` settings.
     """
 
     image_scales: list[float]
@@ -59,6 +61,7 @@ class ExtractionOptions:
     attention_threshold: float
     max_feature_num: int
     max_image_size: int
+    global_aggregation: str = "sum"
 
     @classmethod
     def from_settings(cls, settings: ExportSettings | None, **overrides) -> ExtractionOptions:
@@ -89,6 +92,9 @@ class ExtractionOptions:
                 "attention_threshold": settings.attention_threshold,
                 "max_feature_num": settings.max_feature_num,
                 "max_image_size": settings.max_image_size,
+                "global_aggregation": (settings.global_pooling or {}).get(
+                    "scale_aggregation", "sum"
+                ),
             }
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values["attention_threshold"] is None:
@@ -184,7 +190,7 @@ class SavedModelExtractor:
             "attention": tf.cast(tf.reshape(out["scores"], [-1]), tf.float32),
         }
         global_descriptor = aggregate_global_descriptors(
-            tf.cast(out["global_descriptors"], tf.float32)
+            tf.cast(out["global_descriptors"], tf.float32), self.options.global_aggregation
         )
         return global_descriptor.numpy(), {k: v.numpy() for k, v in local.items()}
 

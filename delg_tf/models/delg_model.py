@@ -192,12 +192,17 @@ class DelgModel(keras.Model):
 
         Returns:
             Dict of float32 ``global_descriptor`` [B, D], ``attention`` [B, h, w, 1],
-            ``local_descriptors`` [B, h, w, d].
+            ``local_descriptors`` [B, h, w, d], and ``conv5`` [B, H', W', C] (for the export's
+            optional SuperGlobal pooling; unused outputs are pruned from the graph).
         """
         features = self.backbone(images, training=training)
         # No stop-gradient here: nothing is differentiated at extraction (see ``call``).
         local = self.local_head.keypoint_outputs(features["local"], training=training)
-        outputs = {"global_descriptor": self.global_head(features["conv5"]), **local}
+        outputs = {
+            "global_descriptor": self.global_head(features["conv5"]),
+            "conv5": features["conv5"],
+            **local,
+        }
         return {key: at_least_float32(value) for key, value in outputs.items()}
 
     def global_logits(self, global_descriptor, labels=None, training=None):

@@ -1,8 +1,10 @@
 """Global search (exact, faiss), local descriptor matching, affine RANSAC and re-ranking.
 
 Modules: `exact_search`, `faiss_search` (imports faiss), `search_index` (shared interface),
-`index_loading` (`load_index`, either kind), `descriptor_matching`, `ransac` and `reranking`.
-The official cKDTree + skimage baseline the benchmark and tests compare against is
+`index_loading` (`load_index`, either kind), the training-free refinements of a global ranking
+(`query_expansion` alpha-QE, `database_augmentation` alpha-DBA, both on `neighbour_weights`, and
+`superglobal` re-ranking), `descriptor_matching`, `ransac` and `reranking`. The official
+cKDTree + skimage baseline the benchmark and tests compare against is
 `delg_tf.benchmark.reference`.
 """
 

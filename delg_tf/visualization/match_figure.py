@@ -231,11 +231,10 @@ def write_query_figure(
     Returns:
       {"query": name, "top": [(name, label, inliers)], "matched_inliers": int}.
     """
-    from delg_tf.evaluation.revisited import protocol_ground_truth
+    from delg_tf.evaluation import run as evaluation_run
     from delg_tf.extraction.feature_store import FeatureStore
     from delg_tf.extraction.image_inputs import ImageRecord, load_image
     from delg_tf.retrieval import store_retrieval
-    from delg_tf.retrieval.reranking import make_inlier_counter, rerank
 
     query_names, index_names = ground_truth["qimlist"], ground_truth["imlist"]
     if not 0 <= query < len(query_names):
@@ -247,9 +246,10 @@ def write_query_figure(
     )
     query_features = query_store.local_features(query_names[query])
     index_features = store_retrieval.local_features_by_position(index_store, index_names)
-    counter = make_inlier_counter(query_features, index_features, config)
-    _, junk = protocol_ground_truth(entry, "medium")
-    new_ranks, inliers = rerank(ranks[0], similarities[0], counter, junk, num_to_rerank)
+    junk = evaluation_run.protocol_junk([entry], ("medium",))["medium"][0]
+    new_ranks, inliers = evaluation_run.rerank_query(
+        ranks[0], similarities[0], query_features, index_features, junk, config, num_to_rerank
+    )
 
     def image(name: str, bbox=None) -> np.ndarray:
         record = ImageRecord(name, f"{images_dir}/{name}{image_extension}", bbox)

@@ -6,7 +6,15 @@ from delg_tf.benchmark.runner import PARTS, run_benchmark
 
 
 def test_parts_in_running_order():
-    assert PARTS == ("reranking", "search", "pipeline", "model", "training", "extraction")
+    assert PARTS == (
+        "reranking",
+        "training_free",
+        "search",
+        "pipeline",
+        "model",
+        "training",
+        "extraction",
+    )
 
 
 def test_unknown_parts_are_named(quick_settings):

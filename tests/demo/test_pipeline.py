@@ -24,6 +24,7 @@ SYNTHETIC_STAGES = [
     "extract_trained_index",
     "evaluate_untrained",
     "evaluate_trained",
+    "training_free",
     "figures",
 ]
 

@@ -30,6 +30,7 @@ STAGES = (
     "extract_trained_index",
     "evaluate_untrained",
     "evaluate_trained",
+    "training_free",
     "figures",
 )
 
@@ -80,6 +81,10 @@ def test_report_shows_the_table_and_valid_pngs(demo_run):
     text = (output_dir / "report.md").read_text(encoding="utf-8")
     for title in ("untrained network", "trained network, global search", "re-ranking"):
         assert title in text
+    # The training-free table: five first-stage rows, each also + RANSAC.
+    assert "## Training-free re-ranking on the demo test set" in text
+    for row in ("global", "+aqe", "+dba", "+dba+aqe", "+superglobal"):
+        assert f"\n| {row} | " in text and f"\n| {row}+ransac | " in text
     figures = sorted((output_dir / "figures").glob("*.png"))
     names = [p.name for p in figures]
     assert "training_curves.png" in names and "query_matches.png" in names

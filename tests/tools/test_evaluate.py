@@ -108,3 +108,34 @@ def test_global_only_and_missing_id(tmp_path):
     result = _run(tmp_path)
     assert result.returncode != 0
     assert "'not_extracted'" in result.stderr and "index" in result.stderr
+
+
+def test_training_free_stages_then_ransac_name_their_configuration(tmp_path):
+    _write_dataset(tmp_path)
+    stages = (
+        "--database_augmentation=dba",
+        "--dba_k=2",
+        "--query_expansion=aqe",
+        "--aqe_k=1",
+        "--superglobal_rerank",
+        "--superglobal_m=5",
+    )
+    result = _run(tmp_path, "--use_geometric_verification", *stages)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    configuration = written["configuration"]
+    assert configuration["name"] == "global+dba+aqe+superglobal+ransac"
+    assert configuration["database_augmentation"] == {"k": 2, "alpha": 3.0, "search": "exact"}
+    assert configuration["superglobal"] == {"m": 5, "k": 9, "beta": 0.15}
+    assert set(written["timings"]["ms_per_query"]) == {"search", "aqe", "superglobal", "ransac"}
+    assert (tmp_path / "out" / "index_dba.npy").exists()  # the default DBA cache
+    # q1 is orthogonal to every index image: alpha-QE adds nothing (weights 0), DBA keeps every
+    # similarity 0, SuperGlobal reorders only the top 5, and its positive im7 is 8th: the global
+    # AP. im3 and im5 still win q0's verification.
+    ap_q1 = (1 / 8) / 2
+    assert written["metrics"]["medium"]["aps"][1] == pytest.approx(ap_q1)
+    assert written["metrics"]["hard_after_gv"]["mAP"] == pytest.approx(1.0)
+    flags = json.loads((tmp_path / "out" / "evaluate_flags.json").read_text())
+    assert flags["query_expansion"] == "aqe" and flags["superglobal_m"] == 5
+    bad = _run(tmp_path, "--query_expansion=dqe")
+    assert bad.returncode != 0 and "query_expansion" in bad.stderr
