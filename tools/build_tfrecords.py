@@ -32,10 +32,11 @@ from delg_tf.data import conversion_plan, gldv2_csv, image_folder, image_paths
 from delg_tf.data import image_sanitizer as sanitizer
 from delg_tf.data import tfrecord_conversion as conversion
 from delg_tf.data.relabeling import contiguous_relabeling, relabeling_csv_text
+from delg_tools import cli  # noqa: E402
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_SKIPPED_INPUTS = 3
+EXIT_OK = cli.EXIT_OK
+EXIT_USAGE = cli.EXIT_USAGE
+EXIT_SKIPPED_INPUTS = cli.EXIT_PARTIAL
 
 _DEF_STRING = flags.DEFINE_string
 _DEF_STRING("train_csv_path", None, "GLDv2 train.csv (id, landmark_id). Unused with a clean CSV.")
@@ -301,18 +302,9 @@ def main(argv: list[str]) -> int:
     return EXIT_SKIPPED_INPUTS if all_bad else EXIT_OK
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    # absl exits with status 1 on a flag error; usage errors are status 2 here.
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        print(f"delg-build-tfrecords: error: {error}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USAGE)
-
-
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    cli.run(main, tool="delg-build-tfrecords", module=__name__)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import os
 import time
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm import tqdm
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
@@ -24,6 +24,7 @@ from delg_tf.evaluation import revisited
 from delg_tf.extraction.feature_store import FeatureStore
 from delg_tf.retrieval import store_retrieval
 from delg_tf.retrieval.reranking import VerificationConfig
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
 
@@ -71,7 +72,7 @@ def _json_metrics(metrics: dict) -> dict:
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     start = time.perf_counter()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     resolved = {name: FLAGS[name].value for name in _FLAG_NAMES}
@@ -128,10 +129,15 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(_REQUIRED)
-    app.run(main)
+    cli.require_positive(
+        "local_descriptor_matching_threshold", "ransac_residual_threshold", "num_to_rerank"
+    )
+    # A query missing from a store (KeyError), a bad gnd file or too small an index (ValueError)
+    # are the user's inputs: one line each.
+    cli.run(
+        main, tool="delg-evaluate", module=__name__, required=_REQUIRED,
+        user_errors=(KeyError, ValueError),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,21 +9,34 @@ Settings (scales, threshold, max features, max image size) come from the export;
 below override them. A SavedModel with the same `serving_default` signature but not written by
 delg-export (no settings asset) takes the official DELG extraction defaults and needs
 --attention_threshold. Rerunning on the same --output_features_dir resumes; unreadable
-images are skipped and listed in the store (and in the log).
+images (and FIFOs, devices, symlinks leaving the image folder) are skipped and listed in the
+store (and in the log).
+
+Exit status: 0 every image extracted; 3 finished, but some images failed (listed); 2 usage error
+(one line naming the flag or file); 1 a bug (traceback). See README "Crash safety and bad input".
 """
 
 from __future__ import annotations
 
 import os
+import sys
 
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
 from delg_tf.export.export_settings import SETTINGS_FILENAME, read_settings, settings_path
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, extract_to_store
-from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
+from delg_tf.extraction.feature_store import FeatureStore
+from delg_tf.extraction.image_inputs import (
+    MIN_IMAGE_SIDE,
+    folder_records,
+    list_records,
+    revisited_records,
+)
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
+TOOL = "delg-extract"
 flags.DEFINE_string(
     "model_path",
     None,
@@ -45,15 +58,21 @@ flags.DEFINE_integer("num_decode_threads", 2, "Parallel image decoders.")
 
 
 def _records():
-    if FLAGS.dataset_file_path:
-        if not FLAGS.images_dir:
-            raise app.UsageError("--dataset_file_path needs --images_dir")
-        return revisited_records(FLAGS.dataset_file_path, FLAGS.images_dir, FLAGS.image_set)
-    if FLAGS.image_list:
-        return list_records(FLAGS.image_list, FLAGS.images_dir)
-    if FLAGS.images_dir:
-        return folder_records(FLAGS.images_dir)
-    raise app.UsageError("give --images_dir, --image_list or --dataset_file_path")
+    """The images to extract; bad lists and folders are usage errors naming the flag."""
+    try:
+        if FLAGS.dataset_file_path:
+            if not FLAGS.images_dir:
+                raise cli.UsageError("--dataset_file_path needs --images_dir")
+            return revisited_records(FLAGS.dataset_file_path, FLAGS.images_dir, FLAGS.image_set)
+        if FLAGS.image_list:
+            if not os.path.isfile(FLAGS.image_list):
+                raise cli.UsageError(f"--image_list={FLAGS.image_list}: no such file")
+            return list_records(FLAGS.image_list, FLAGS.images_dir)
+        if FLAGS.images_dir:
+            return folder_records(FLAGS.images_dir)
+    except ValueError as error:  # duplicate ids, a line leaving the folder, a bad gnd file
+        raise cli.UsageError(str(error)) from None
+    raise cli.UsageError("give --images_dir, --image_list or --dataset_file_path")
 
 
 def _options(model_path: str) -> ExtractionOptions:
@@ -62,7 +81,7 @@ def _options(model_path: str) -> ExtractionOptions:
         tf.io.gfile.exists(os.path.join(model_path, name))
         for name in ("saved_model.pb", "saved_model.pbtxt")
     ):
-        raise app.UsageError(f"--model_path={model_path} is not a SavedModel directory")
+        raise cli.UsageError(f"--model_path={model_path} is not a SavedModel directory")
     settings = None
     if tf.io.gfile.exists(settings_path(model_path)):
         settings = read_settings(model_path)
@@ -85,14 +104,16 @@ def _options(model_path: str) -> ExtractionOptions:
             else None,
         )
     except ValueError as error:
-        raise app.UsageError(f"{model_path}: {error}") from None
+        raise cli.UsageError(f"{model_path}: {error}") from None
     logging.info("Extraction settings: %s", options)
     return options
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
+    if os.path.exists(FLAGS.output_features_dir) and not os.path.isdir(FLAGS.output_features_dir):
+        raise cli.UsageError(f"--output_features_dir={FLAGS.output_features_dir} is a file")
     records = _records()
     options = _options(FLAGS.model_path)
     extractor = SavedModelExtractor(FLAGS.model_path, options)
@@ -119,13 +140,30 @@ def main(argv: list[str]) -> None:
     )
     for image_id, reason in summary.failures:
         logging.warning("failed: %s: %s", image_id, reason)
+    # Finished with failures is not success (issue 12: all images failing exited 0), also on a
+    # re-run that finds them recorded by an earlier run.
+    wanted = {r.image_id for r in records}
+    failed = [i for i, _ in FeatureStore(FLAGS.output_features_dir).failures if i in wanted]
+    if failed:
+        print(
+            f"{TOOL}: {len(failed)} of {len(wanted)} images failed (e.g. {failed[0]}); they are "
+            f"listed in {FLAGS.output_features_dir} and in the log above",
+            file=sys.stderr,
+        )
+        return cli.EXIT_PARTIAL
+    return cli.EXIT_OK
+
+
+def _check_flags() -> None:
+    cli.require_positive("shard_size", "num_decode_threads", "max_feature_num", "image_scales")
+    cli.require_non_negative("attention_threshold")
+    cli.require_indices("global_scales_ind")
+    cli.require_range("max_image_size", MIN_IMAGE_SIDE, 1 << 16)
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(["model_path", "output_features_dir"])
-    app.run(main)
+    _check_flags()
+    cli.run(main, tool=TOOL, module=__name__, required=["model_path", "output_features_dir"])
 
 
 if __name__ == "__main__":

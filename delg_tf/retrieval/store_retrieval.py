@@ -28,9 +28,14 @@ def store_rows(store: FeatureStore, names: Sequence[str], what: str = "image") -
     rows = np.empty(len(names), np.int64)
     for i, name in enumerate(names):
         if name not in store:
+            failed = dict(store.failures).get(name)
             raise KeyError(
                 f"{what} {name!r} (#{i}) is not in feature store {store.path} "
-                f"({len(store)} ids, e.g. {store.ids[:3]})"
+                + (
+                    f"(its extraction failed: {failed})"
+                    if failed is not None
+                    else f"({len(store)} ids, e.g. {store.ids[:3]})"
+                )
             )
         rows[i] = store.index_of(name)
     return rows
