@@ -23,6 +23,7 @@ from delg_tf.data.revisited_ground_truth import load_ground_truth
 from delg_tf.evaluation import revisited
 from delg_tf.extraction.feature_store import FeatureStore
 from delg_tf.retrieval import store_retrieval
+from delg_tf.retrieval.match_statistics import MatchStatistics, saturation_warning
 from delg_tf.retrieval.reranking import VerificationConfig
 from delg_tools import cli
 
@@ -101,6 +102,7 @@ def main(argv: list[str]) -> None:
             p: [revisited.protocol_ground_truth(entry, p)[1] for entry in gt["gnd"]]
             for p in PROTOCOLS
         }
+        matching = MatchStatistics()
         with tqdm(total=len(gt["qimlist"]), desc="re-ranking queries", unit="query") as bar:
             reranked = store_retrieval.rerank_queries(
                 ranks,
@@ -111,13 +113,20 @@ def main(argv: list[str]) -> None:
                 config,
                 FLAGS.num_to_rerank,
                 progress=bar.update,
+                statistics=matching,
             )
+        warning = saturation_warning(
+            matching, config.descriptor_matching_threshold, config.use_ratio_test
+        )
+        if warning:
+            logging.warning("%s", warning)
         for p in PROTOCOLS:
             metrics[f"{p}_after_gv"] = revisited.compute_metrics(reranked[p], gt["gnd"], KAPPAS)[p]
 
     revisited.save_metrics_file(os.path.join(FLAGS.output_dir, "metrics.txt"), metrics, KAPPAS)
     with open(os.path.join(FLAGS.output_dir, "metrics.json"), "w") as f:
-        json.dump({"kappas": list(KAPPAS), "metrics": _json_metrics(metrics)}, f, indent=2)
+        extra = {"matching": matching.to_json()} if FLAGS.use_geometric_verification else {}
+        json.dump({"kappas": list(KAPPAS), "metrics": _json_metrics(metrics), **extra}, f, indent=2)
     print(f"{'protocol':<18}{'mAP':>8}" + "".join(f"{'mP@' + str(k):>9}" for k in KAPPAS))
     for name in sorted(metrics):
         entry = metrics[name]
