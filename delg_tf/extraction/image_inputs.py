@@ -1,6 +1,7 @@
 """Which images to extract, and how each is loaded: folder, list, or Revisited Oxford/Paris.
 
-Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB,
+Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB
+(turned upright by its EXIF orientation tag first, which the official code ignores),
 queries cropped to their `bbx` (rounded to integers), then a bilinear resize so the longest side is
 at most `max_image_size * resize_factor`, where a query's resize_factor is
 max(crop size) / max(full image size), as if the full image had been capped. The returned
@@ -15,7 +16,7 @@ import stat
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
@@ -198,7 +199,9 @@ def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np
     check_readable_file(record.path, record.root)
     try:
         with Image.open(record.path) as pil:
-            pil = pil.convert("RGB")
+            # Upright as the photo is shown (a phone's "rotate 90" tag), as the TFRecord
+            # conversion stores it; a no-op for untagged images such as Revisited Oxford/Paris.
+            pil = ImageOps.exif_transpose(pil).convert("RGB")
             full_size = max(pil.size)
             resize_factor = 1.0
             if record.bbox is not None:

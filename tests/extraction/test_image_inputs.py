@@ -1,3 +1,4 @@
+import io
 import os
 
 import numpy as np
@@ -145,3 +146,37 @@ def test_every_listing_refuses_fifos_devices_and_links_leaving_the_folder(tmp_pa
     # A single image given by path (delg-visualize) has no folder, but never blocks either.
     with pytest.raises(ImageLoadError, match="not a regular file"):
         load_image(ImageRecord("x", os.path.join(folder, "fifo.jpg")), 1024)
+
+
+def _tagged_jpeg(path, orientation: int):
+    """A 40x20 (w x h) JPEG whose left half is white, tagged with an EXIF orientation."""
+    pixels = np.zeros([20, 40, 3], np.uint8)
+    pixels[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+    return str(path)
+
+
+def test_exif_orientation_is_applied_in_extraction_and_conversion(tmp_path):
+    # Issue 12 (class: a tagged photo, e.g. a phone's "rotate 90"): both the extraction loader
+    # and the TFRecord conversion store the image upright, so training and search agree.
+    from delg_tf.data.image_sanitizer import sanitize_image_bytes
+
+    path = _tagged_jpeg(tmp_path / "phone.jpg", 6)  # 6: rotate 90 clockwise to view
+    image, _ = load_image(ImageRecord("phone", path), 1024)
+    assert image.shape == (40, 20, 3)
+    assert image[:5].mean() > 200 and image[-5:].mean() < 50  # the white half is now on top
+    with open(path, "rb") as f:
+        data = f.read()
+    sanitized = sanitize_image_bytes(data, min_image_size=0)
+    assert (sanitized.height, sanitized.width) == (40, 20)
+    assert "EXIF orientation 6" in sanitized.conversion and sanitized.jpeg != data
+    upright = np.asarray(Image.open(io.BytesIO(sanitized.jpeg)))
+    assert upright.shape == (40, 20, 3) and upright[:5].mean() > 200
+    # Untagged (orientation 1) JPEGs keep their bytes, as before.
+    plain = _tagged_jpeg(tmp_path / "plain.jpg", 1)
+    with open(plain, "rb") as f:
+        data = f.read()
+    assert sanitize_image_bytes(data, min_image_size=0).jpeg == data
