@@ -64,7 +64,7 @@ def _checkpoint_step(logdir: str) -> int | None:
     return int(prefix.rsplit("-", 1)[1]) if prefix else None
 
 
-def _wait_for(condition, process: subprocess.Popen, log_path: str, timeout: float = 300):
+def _wait_for(condition, process: subprocess.Popen, log_path: str, timeout: float = 900):
     deadline = time.time() + timeout
     while not condition():
         assert process.poll() is None, open(log_path).read()[-3000:]
