@@ -304,6 +304,8 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point."""
+    # NaN passed `0 < x < 1` unnoticed without --generate_train_validation_splits.
+    cli.require_range("validation_split_size", 0.0, 1.0)
     cli.run(main, tool="delg-build-tfrecords", module=__name__)
 
 

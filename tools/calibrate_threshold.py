@@ -34,6 +34,8 @@ flags.DEFINE_bool("dry_run", False, "Print the threshold without writing it.")
 
 def _check_inputs() -> None:
     """The export and the sample folder, checked before minutes of running the model."""
+    if not os.path.isdir(FLAGS.images_dir):
+        raise cli.UsageError(f"--images_dir={FLAGS.images_dir} is not a directory")
     if not os.path.isfile(settings_path(FLAGS.model_path)):
         raise cli.UsageError(
             f"--model_path={FLAGS.model_path}: no {settings_path(FLAGS.model_path)} (not an "
@@ -49,8 +51,6 @@ def _check_inputs() -> None:
             f"--target_features={FLAGS.target_features} is above the export's max_feature_num "
             f"{settings.max_feature_num}; choose at most {settings.max_feature_num}"
         )
-    if not os.path.isdir(FLAGS.images_dir):
-        raise cli.UsageError(f"--images_dir={FLAGS.images_dir} is not a directory")
 
 
 def main(argv: list[str]) -> int:

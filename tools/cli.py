@@ -158,9 +158,10 @@ def _register(flag: str, check: Callable[[object], bool], what: str) -> None:
             try:
                 number = float(item)
             except (TypeError, ValueError):
-                raise flags.ValidationError(f"--{flag}={value}: {item!r} is not a number") from None
+                raise flags.ValidationError(f"{item!r} is not a number") from None
+            # absl prefixes the message with "flag --<name>=<value>: ".
             if not math.isfinite(number) or not check(number):
-                raise flags.ValidationError(f"--{flag}={value}: must be {what}")
+                raise flags.ValidationError(f"must be {what}")
         return True
 
     flags.register_validator(flag, validator)

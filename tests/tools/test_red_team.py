@@ -180,7 +180,7 @@ CASES = (
     Case(
         "delg-calibrate-threshold",
         "FIFO and outside symlink",
-        ("--model_path={export}", "--images_dir={bad_dir}", "--dry_run"),
+        ("--model_path={export}", "--images_dir={bad_dir}", "--dry_run", "--target_features=50"),
         3,
         r"",
     ),
