@@ -65,6 +65,9 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "--helpfull", "--helpxml"}
+
+
 def _tf_user_errors() -> tuple[type[BaseException], ...]:
     """TF's file errors, if TensorFlow is loaded (never imported just for this)."""
     tf = sys.modules.get("tensorflow")
@@ -129,6 +132,11 @@ def run(
             return flags.FLAGS(argv)
         except flags.Error as error:
             fail(tool, _one_line(error))
+        except SystemExit as done:
+            # absl's --help/--helpfull print the help and exit 1; asking for help succeeded.
+            if done.code == 1 and _HELP_FLAGS & {a.split("=")[0] for a in argv[1:]}:
+                sys.exit(EXIT_OK)
+            raise
 
     def guarded(argv: list[str]) -> int | None:
         try:
