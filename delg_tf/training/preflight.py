@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from typing import TYPE_CHECKING
 
 import tensorflow as tf
@@ -196,7 +197,11 @@ def check_image_size(image_size: int, backbone: str, min_input_size: int) -> Non
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The error's first line, without TF's op decorations ({{function_node ...}}, [Op:...])."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(text)).strip()
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text.splitlines()[0] if text else "")
+    return text or type(error).__name__
 
 
 def _tfds_builder(name: str, data_dir: str):
