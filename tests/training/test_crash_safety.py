@@ -140,8 +140,10 @@ def test_sigterm_saves_the_step_exits_4_and_a_rerun_resumes(tiny_records, tmp_pa
     assert _checkpoint_step(logdir) == last_step >= 3
     log_text = open(log_path).read()
     assert "Stopped by SIGTERM" in log_text
-    assert log_text.strip().splitlines()[-1].startswith(
-        f"delg-train: stopped by SIGTERM at step {last_step} of 100000;"
+    assert (
+        log_text.strip()
+        .splitlines()[-1]
+        .startswith(f"delg-train: stopped by SIGTERM at step {last_step} of 100000;")
     )
 
     # The re-run resumes from the relative logdir and finishes (exit 0); so does a re-run of
