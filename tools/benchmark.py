@@ -38,6 +38,7 @@ from absl import app, flags, logging
 
 from delg_tf.benchmark.runner import PARTS
 from delg_tf.benchmark.settings import Settings, quick
+from delg_tools import cli
 
 OFFICIAL_SCALES = (0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0)
 
@@ -155,6 +156,9 @@ def main(argv):
         directory = os.path.dirname(os.path.abspath(FLAGS.output_json))
         if not os.path.isdir(directory):
             raise app.UsageError(f"--output_json={FLAGS.output_json}: {directory} does not exist")
+        # Checked before the parts run (issue 12: a folder here lost every figure at the end).
+        if os.path.isdir(FLAGS.output_json):
+            raise app.UsageError(f"--output_json={FLAGS.output_json} is a folder; give a file")
 
     from delg_tf.benchmark.report import write_json
     from delg_tf.benchmark.runner import run_benchmark
@@ -166,7 +170,14 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    cli.require_positive(
+        "image_size", "num_classes", "demo_image_size", "pipeline_batch_size",
+        "pipeline_batches", "extraction_scales", "num_candidates", "num_local_features",
+        "reference_repeats", "search_dim", "search_queries", "search_k", "faiss_nlist",
+        "hnsw_max_size",
+    )  # fmt: skip
+    cli.require_non_negative("memory_margin_gib")
+    cli.run(main, tool="delg-benchmark", module=__name__)
 
 
 if __name__ == "__main__":

@@ -33,10 +33,11 @@ from delg_tf.conversion import image_sanitizer as sanitizer
 from delg_tf.conversion import plan as conversion_plan
 from delg_tf.conversion import tfrecord_conversion as conversion
 from delg_tf.data.relabeling import contiguous_relabeling, relabeling_csv_text
+from delg_tools import cli  # noqa: E402
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_SKIPPED_INPUTS = 3
+EXIT_OK = cli.EXIT_OK
+EXIT_USAGE = cli.EXIT_USAGE
+EXIT_SKIPPED_INPUTS = cli.EXIT_PARTIAL
 
 _DEF_STRING = flags.DEFINE_string
 _DEF_STRING("train_csv_path", None, "GLDv2 train.csv (id, landmark_id). Unused with a clean CSV.")
@@ -302,18 +303,11 @@ def main(argv: list[str]) -> int:
     return EXIT_SKIPPED_INPUTS if all_bad else EXIT_OK
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    # absl exits with status 1 on a flag error; usage errors are status 2 here.
-    try:
-        return FLAGS(argv)
-    except flags.Error as error:
-        print(f"delg-build-tfrecords: error: {error}", file=sys.stderr, flush=True)
-        sys.exit(EXIT_USAGE)
-
-
 def run() -> None:
     """Console-script entry point."""
-    app.run(main, flags_parser=_parse_flags)
+    # NaN passed `0 < x < 1` unnoticed without --generate_train_validation_splits.
+    cli.require_range("validation_split_size", 0.0, 1.0)
+    cli.run(main, tool="delg-build-tfrecords", module=__name__)
 
 
 if __name__ == "__main__":

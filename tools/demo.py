@@ -51,12 +51,15 @@ import time
 
 from absl import app, flags
 
+from delg_tf.data.revisited_ground_truth import load_ground_truth
+from delg_tf.demo.child_process import Interrupted
 from delg_tf.demo.metrics import learning_checks
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.pipeline import build_stages
 from delg_tf.demo.presets import PRESETS
 from delg_tf.demo.report import write_demo_report
 from delg_tf.demo.stages import StageError, run_pipeline
+from delg_tools import cli
 
 _REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TRAIN_FLAGFILE = os.path.join(_REPO_DIR, "experiments", "demo_cpu.flags")
@@ -115,11 +118,28 @@ flags.DEFINE_boolean("verbose", False, "Stream every tool's output instead of lo
 FLAGS = flags.FLAGS
 
 
+def _check_inputs() -> None:
+    """The user's data, checked before minutes of synthesis and training (issue 12)."""
+    if bool(FLAGS.revisited_gnd) != bool(FLAGS.revisited_images_dir):
+        raise app.UsageError("--revisited_gnd and --revisited_images_dir go together")
+    if FLAGS.revisited_gnd:
+        if not os.path.isfile(FLAGS.revisited_gnd):
+            raise app.UsageError(f"--revisited_gnd={FLAGS.revisited_gnd}: no such file")
+        try:
+            load_ground_truth(FLAGS.revisited_gnd)
+        except (OSError, ValueError, KeyError) as error:
+            raise app.UsageError(f"--revisited_gnd={FLAGS.revisited_gnd}: {error}") from None
+    for flag in ("revisited_images_dir", "gldv2_dir"):
+        if FLAGS[flag].value and not os.path.isdir(FLAGS[flag].value):
+            raise app.UsageError(f"--{flag}={FLAGS[flag].value} is not a directory")
+    if os.path.exists(FLAGS.output_dir) and not os.path.isdir(FLAGS.output_dir):
+        raise app.UsageError(f"--output_dir={FLAGS.output_dir} is a file")
+
+
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if bool(FLAGS.revisited_gnd) != bool(FLAGS.revisited_images_dir):
-        raise app.UsageError("--revisited_gnd and --revisited_images_dir go together")
+    _check_inputs()
     if _ENV_PRESET not in PRESETS:
         raise app.UsageError(f"DELG_DEMO_PRESET={_ENV_PRESET!r}: choose one of {PRESETS}")
     if not os.path.isfile(FLAGS.train_flagfile):
@@ -146,9 +166,11 @@ def main(argv: list[str]) -> int:
         times = run_pipeline(stages, paths, verbose=FLAGS.verbose)
         report_start = time.perf_counter()
         metrics, table = write_demo_report(paths, preset, FLAGS.seed, times)
+    except Interrupted as e:
+        raise cli.Interrupted(str(e)) from None
     except StageError as e:
         print(f"[demo] {e}", file=sys.stderr, flush=True)
-        return 1
+        return cli.EXIT_BUG
     print(f"[demo] {'report':<24} {time.perf_counter() - report_start:7.1f} s", flush=True)
     total = time.perf_counter() - start
     print(f"[demo] total {total:.1f} s; report: {os.path.join(paths.output_dir, 'report.md')}")
@@ -159,7 +181,8 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
-    app.run(main)
+    cli.require_positive("num_shards", "num_to_rerank")
+    cli.run(main, tool="delg-demo", module=__name__)
 
 
 if __name__ == "__main__":

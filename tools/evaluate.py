@@ -17,16 +17,18 @@ import json
 import os
 import time
 
-from absl import app, flags, logging
+from absl import flags, logging
 from tqdm import tqdm
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 from delg_tf.evaluation import run as evaluation_run
 from delg_tf.retrieval import superglobal as sg
 from delg_tf.retrieval.database_augmentation import SEARCH_KINDS, DatabaseAugmentationConfig
+from delg_tf.retrieval.match_statistics import saturation_warning
 from delg_tf.retrieval.neighbour_weights import DEFAULT_ALPHA, DEFAULT_K
 from delg_tf.retrieval.query_expansion import QueryExpansionConfig
 from delg_tf.retrieval.reranking import VerificationConfig
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
 
@@ -83,7 +85,7 @@ _FLAG_NAMES = _REQUIRED + (
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     start = time.perf_counter()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     resolved = {name: FLAGS[name].value for name in _FLAG_NAMES}
@@ -123,18 +125,34 @@ def main(argv: list[str]) -> None:
     total = len(gt["qimlist"]) if verification is not None else 0
     with tqdm(total=total, desc="re-ranking queries", unit="query", disable=not total) as bar:
         result = evaluation_run.evaluate(gt, query_store, index_store, config, bar.update)
+    if result.matching is not None:
+        warning = saturation_warning(
+            result.matching, verification.descriptor_matching_threshold, verification.use_ratio_test
+        )
+        if warning:
+            logging.warning("%s", warning)
     evaluation_run.write_outputs(
-        FLAGS.output_dir, result.metrics, config.describe(), result.timings, len(gt["qimlist"])
+        FLAGS.output_dir,
+        result.metrics,
+        config.describe(),
+        result.timings,
+        len(gt["qimlist"]),
+        matching=None if result.matching is None else result.matching.to_json(),
     )
     print(evaluation_run.format_table(result.metrics))
     logging.info("Wrote %s in %.1f s", FLAGS.output_dir, time.perf_counter() - start)
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(_REQUIRED)
-    app.run(main)
+    cli.require_positive(
+        "local_descriptor_matching_threshold", "ransac_residual_threshold", "num_to_rerank"
+    )
+    # A query missing from a store (KeyError), a bad gnd file or too small an index (ValueError)
+    # are the user's inputs: one line each.
+    cli.run(
+        main, tool="delg-evaluate", module=__name__, required=_REQUIRED,
+        user_errors=(KeyError, ValueError),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

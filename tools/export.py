@@ -7,13 +7,17 @@ export records its settings (scales, descriptor sizes, receptive field, threshol
 `assets/delg_export_settings.json`; run delg-calibrate-threshold on it before extracting.
 --gem_plus, --regional_gem and --scale_gem switch on SuperGlobal's pooling of the global
 descriptor (recorded in the settings as `global_pooling`; off by default).
+
+Exit status: 0 exported; 2 usage error (one line: a missing checkpoint, an existing
+--export_path, a bad value); 1 a bug (traceback).
 """
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from delg_tf.export.export_settings import (
     DEFAULT_GLOBAL_SCALES_IND,
@@ -23,8 +27,10 @@ from delg_tf.export.export_settings import (
 )
 from delg_tf.export.exporter import export_from_checkpoint
 from delg_tf.export.global_pooling import GEM_PLUS_POWER, GlobalPooling
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
+TOOL = "delg-export"
 flags.DEFINE_string("ckpt_path", None, "Checkpoint prefix or training logdir.")
 flags.DEFINE_string("export_path", None, "SavedModel directory to create (must not exist).")
 flags.DEFINE_enum("compute_dtype", "float32", ["float32", "bfloat16"], "Network compute dtype.")
@@ -48,14 +54,22 @@ flags.DEFINE_boolean("regional_gem", False, "Regional GeM (p 2.5, 5x5) before po
 flags.DEFINE_boolean("scale_gem", False, "Scale-GeM: max over L2-normalised scales, not sum.")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        scales = [float(s) for s in FLAGS.image_scales]
-        global_ind = [int(i) for i in FLAGS.global_scales_ind]
-    except ValueError as e:
-        raise app.UsageError(f"--image_scales/--global_scales_ind: {e}") from e
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Before minutes of loading: never overwrite (as the official exporter).
+    if os.path.exists(FLAGS.export_path):
+        raise cli.UsageError(f"--export_path={FLAGS.export_path} already exists; give a new path")
+    scales = [float(s) for s in FLAGS.image_scales]
+    global_ind = [int(i) for i in FLAGS.global_scales_ind]
+    if max(global_ind) >= len(scales):
+        raise cli.UsageError(
+            f"--global_scales_ind={FLAGS.global_scales_ind}: index {max(global_ind)} is out of "
+            f"range for the {len(scales)} --image_scales"
+        )
+    # TF's saver logs multi-kilobyte INFO lines (assets, fingerprints); the tool's own line is
+    # the one that matters.
+    std_logging.getLogger("tensorflow").setLevel(std_logging.WARNING)
     settings = export_from_checkpoint(
         FLAGS.ckpt_path,
         FLAGS.export_path,
@@ -83,13 +97,14 @@ def main(argv: list[str]) -> None:
         if settings.attention_threshold is not None
         else "not set: run delg-calibrate-threshold",
     )
+    return cli.EXIT_OK
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(["ckpt_path", "export_path"])
-    app.run(main)
+    cli.require_positive("image_scales", "max_feature_num", "max_image_size")
+    cli.require_indices("global_scales_ind")
+    cli.require_non_negative("attention_threshold")
+    cli.run(main, tool=TOOL, module=__name__, required=["ckpt_path", "export_path"])
 
 
 if __name__ == "__main__":

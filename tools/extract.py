@@ -14,7 +14,8 @@ size) come from our export's settings asset, or from --official_config (an offic
 extraction config); the flags below override either. An official model without
 --official_config takes the official DELG extraction defaults and needs --attention_threshold.
 Rerunning on the same --output_features_dir resumes; unreadable
-images are skipped and listed in the store (and in the log).
+images (and FIFOs, devices, symlinks leaving the image folder) are skipped and listed in the
+store (and in the log).
 
 With --runner, the same extraction runs as an Apache Beam pipeline (pip install ".[beam]"): the
 image list is split into parts of --images_per_part images, each worker extracts whole parts into
@@ -22,6 +23,9 @@ a store of parts, and any flag this binary does not define is passed to Beam:
 
   delg-extract --model_path=... --images_dir=photos/ --output_features_dir=feats/ \
       --runner=FnApiRunner --direct_num_workers=2 --direct_running_mode=multi_processing
+
+Exit status: 0 every image extracted; 3 finished, but some images failed (listed); 2 usage error
+(one line naming the flag or file); 1 a bug (traceback). See README "Crash safety and bad input".
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from delg_tf.export.export_settings import SETTINGS_FILENAME
 from delg_tf.extraction.extractor import (
@@ -38,16 +42,20 @@ from delg_tf.extraction.extractor import (
     extract_into_store,
     settings_if_any,
 )
-from delg_tf.extraction.feature_store import FeatureStoreError, FeatureStoreWriter
-from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
+from delg_tf.extraction.feature_store import FeatureStore, FeatureStoreError, FeatureStoreWriter
+from delg_tf.extraction.image_inputs import (
+    MIN_IMAGE_SIDE,
+    folder_records,
+    list_records,
+    revisited_records,
+)
 from delg_tf.extraction.model_loading import is_saved_model_dir
 from delg_tf.extraction.official_config import read_official_config
 from delg_tf.extraction.store_record import export_identity, extraction_record
-
-EXIT_USAGE = 2  # the shared convention: a bad flag or input, or a refused resume
-EXIT_FAILED_INPUTS = 3  # finished, but some images failed (listed in the store)
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
+TOOL = "delg-extract"
 flags.DEFINE_string(
     "model_path",
     None,
@@ -84,28 +92,34 @@ BEAM_INSTALL_HINT = 'pip install "delg-tf[beam]" (from a checkout: pip install -
 
 
 def _records():
-    if FLAGS.dataset_file_path:
-        if not FLAGS.images_dir:
-            raise app.UsageError("--dataset_file_path needs --images_dir")
-        return revisited_records(FLAGS.dataset_file_path, FLAGS.images_dir, FLAGS.image_set)
-    if FLAGS.image_list:
-        return list_records(FLAGS.image_list, FLAGS.images_dir)
-    if FLAGS.images_dir:
-        return folder_records(FLAGS.images_dir)
-    raise app.UsageError("give --images_dir, --image_list or --dataset_file_path")
+    """The images to extract; bad lists and folders are usage errors naming the flag."""
+    try:
+        if FLAGS.dataset_file_path:
+            if not FLAGS.images_dir:
+                raise cli.UsageError("--dataset_file_path needs --images_dir")
+            return revisited_records(FLAGS.dataset_file_path, FLAGS.images_dir, FLAGS.image_set)
+        if FLAGS.image_list:
+            if not os.path.isfile(FLAGS.image_list):
+                raise cli.UsageError(f"--image_list={FLAGS.image_list}: no such file")
+            return list_records(FLAGS.image_list, FLAGS.images_dir)
+        if FLAGS.images_dir:
+            return folder_records(FLAGS.images_dir)
+    except ValueError as error:  # duplicate ids, a line leaving the folder, a bad gnd file
+        raise cli.UsageError(str(error)) from None
+    raise cli.UsageError("give --images_dir, --image_list or --dataset_file_path")
 
 
 def _options(model_path: str) -> ExtractionOptions:
     """Settings asset, then --official_config, then the flags (each overrides the one before)."""
     if not is_saved_model_dir(model_path):
-        raise app.UsageError(f"--model_path={model_path} is not a SavedModel directory")
+        raise cli.UsageError(f"--model_path={model_path} is not a SavedModel directory")
     settings = settings_if_any(model_path)
     overrides = {}
     if FLAGS.official_config:
         try:
             overrides = read_official_config(FLAGS.official_config).options()
         except ValueError as error:
-            raise app.UsageError(f"--official_config: {error}") from None
+            raise cli.UsageError(f"--official_config: {error}") from None
     elif settings is None:
         logging.warning(
             "%s has no assets/%s (not written by delg-export): using the flags and the official "
@@ -126,14 +140,13 @@ def _options(model_path: str) -> ExtractionOptions:
     try:
         options = ExtractionOptions.from_settings(settings, **overrides)
     except ValueError as error:
-        raise app.UsageError(f"{model_path}: {error}") from None
+        raise cli.UsageError(f"{model_path}: {error}") from None
     logging.info("Extraction settings: %s", options)
     return options
 
 
 def _fail(message: str) -> None:
-    print(f"delg-extract: {message}", file=sys.stderr, flush=True)
-    sys.exit(EXIT_USAGE)
+    raise cli.UsageError(message)
 
 
 def _record(records, options: ExtractionOptions, extractor: SavedModelExtractor) -> dict:
@@ -200,12 +213,14 @@ def _run_on_beam(records, options, extractor, record, pipeline_args) -> int:
     )
     for image_id, reason in manifest["failures"]:
         logging.warning("failed: %s: %s", image_id, reason)
-    return EXIT_FAILED_INPUTS if manifest["failures"] else 0
+    return cli.EXIT_PARTIAL if manifest["failures"] else cli.EXIT_OK
 
 
 def main(argv: list[str]) -> int | None:
     if len(argv) > 1 and not FLAGS.runner:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
+    if os.path.exists(FLAGS.output_features_dir) and not os.path.isdir(FLAGS.output_features_dir):
+        raise cli.UsageError(f"--output_features_dir={FLAGS.output_features_dir} is a file")
     if FLAGS.runner:
         _beam_module(argv[1:])  # before minutes of work: Beam installed, its flags known
         if FLAGS.images_per_part < 1:
@@ -215,7 +230,7 @@ def main(argv: list[str]) -> int | None:
     try:
         extractor = SavedModelExtractor(FLAGS.model_path, options)
     except ValueError as error:
-        raise app.UsageError(f"--model_path: {error}") from None
+        raise cli.UsageError(f"--model_path: {error}") from None
     logging.info("%s: model kind %s", FLAGS.model_path, extractor.model_kind)
     record = _record(records, options, extractor)
     if FLAGS.runner:
@@ -252,19 +267,38 @@ def main(argv: list[str]) -> int | None:
     )
     for image_id, reason in summary.failures:
         logging.warning("failed: %s: %s", image_id, reason)
+    # Finished with failures is not success (issue 12: all images failing exited 0), also on a
+    # re-run that finds them recorded by an earlier run.
+    wanted = {r.image_id for r in records}
+    failed = [i for i, _ in FeatureStore(FLAGS.output_features_dir).failures if i in wanted]
+    if failed:
+        print(
+            f"{TOOL}: {len(failed)} of {len(wanted)} images failed (e.g. {failed[0]}); they are "
+            f"listed in {FLAGS.output_features_dir} and in the log above",
+            file=sys.stderr,
+        )
+        return cli.EXIT_PARTIAL
+    return cli.EXIT_OK
 
 
-def _parse_flags(argv: list[str]) -> list[str]:
-    # Flags this binary does not define are kept as Beam pipeline options (--direct_num_workers,
-    # --project, --region, --temp_location, ...); main refuses them without --runner.
-    return FLAGS(argv, known_only=True)
+def _check_flags() -> None:
+    cli.require_positive("shard_size", "num_decode_threads", "max_feature_num", "image_scales")
+    cli.require_non_negative("attention_threshold")
+    cli.require_indices("global_scales_ind")
+    cli.require_range("max_image_size", MIN_IMAGE_SIDE, 1 << 16)
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(["model_path", "output_features_dir"])
-    app.run(main, flags_parser=_parse_flags)
+    _check_flags()
+    # Flags this binary does not define are kept for Beam (--direct_num_workers, --project,
+    # --region, --temp_location, ...); main refuses them without --runner.
+    cli.run(
+        main,
+        tool=TOOL,
+        module=__name__,
+        required=["model_path", "output_features_dir"],
+        known_only=True,
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 from absl import app, flags
 
 from delg_tf.evaluation import gldv2_io, gldv2_metrics
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("predictions_path", None, "CSV with columns id,landmarks or id,images.")
@@ -92,8 +93,10 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     # Required here, not at import: tests import several binaries into one process, and an
     # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(["predictions_path", "solution_path"])
-    app.run(main)
+    cli.run(
+        main, tool="delg-gldv2-metrics", module=__name__,
+        required=["predictions_path", "solution_path"],
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

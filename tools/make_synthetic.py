@@ -18,6 +18,7 @@ import time
 from absl import app, flags, logging
 
 from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
 
@@ -75,8 +76,15 @@ def main(argv: list[str]) -> None:
 def run() -> None:
     # Required here, not at import: tests import several binaries into one process, and an
     # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flag_as_required("output_dir")
-    app.run(main)
+    may_be_zero = (
+        "num_noisy_train_images",
+        "num_distractor_landmarks",
+        "images_per_distractor_landmark",
+        "num_distractor_images",
+    )
+    cli.require_non_negative(*may_be_zero)
+    cli.require_positive("num_workers", *(n for n in _OVERRIDES if n not in may_be_zero))
+    cli.run(main, tool="delg-make-synthetic", module=__name__, required=["output_dir"])
 
 
 if __name__ == "__main__":

@@ -10,20 +10,23 @@ dataset (`--tfds_name`, e.g. `--tfds_name=cifar10 --tfds_data_dir=~/tensorflow_d
 `--num_classes` then defaults to the dataset's label feature. Nothing is downloaded: prepare the
 dataset first with `tfds build`.
 
-Runs resume automatically from `<logdir>/checkpoints`. SIGTERM (preemption) or Ctrl-C saves a
-checkpoint and exits cleanly; a NaN/Inf loss or a bad label stops with a message naming the step
-and keeps the last good checkpoint. See `delg_tf/training/` for the details.
+Runs resume automatically from `<logdir>/checkpoints` (one trainer per logdir: a second one is
+refused). SIGTERM (preemption) or Ctrl-C saves a checkpoint and exits with status 4 (a re-run
+resumes); a NaN/Inf loss or a bad label stops with a message naming the step and keeps the last
+good checkpoint (status 2). Exit status: 0 finished, 2 bad flag/input, 4 interrupted, 1 a bug.
 """
 
 from __future__ import annotations
 
-import sys
+import os
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from delg_tf.training.config import STRATEGIES, TrainConfig, check_input_source
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
+TOOL = "delg-train"
 
 # --- Official train.py flags (same names and defaults unless noted).
 flags.DEFINE_string("logdir", "/tmp/delf", "Where checkpoints, summaries and configs go.")
@@ -149,6 +152,8 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
             "--delg_global_features=false (DELF-only training) is not supported; DELG trains "
             "global and local features together."
         )
+    if os.path.exists(values.logdir) and not os.path.isdir(values.logdir):
+        raise preflight.FlagError(f"--logdir={values.logdir} is a file, not a directory.")
     train_file_pattern = values.train_file_pattern or ""
     check_input_source(
         train_file_pattern=train_file_pattern,
@@ -219,19 +224,20 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
     )
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     from delg_tf.training import preflight, trainer
 
     try:
         config = config_from_flags(FLAGS)
         result = trainer.train(config, flags_text=FLAGS.flags_into_string())
-    except (preflight.FlagError, trainer.TrainingError) as error:
-        # Both name the flag or the step, which is all the user needs; no traceback.
-        kind = "bad flag" if isinstance(error, preflight.FlagError) else type(error).__name__
-        logging.error("%s: %s", kind, error)
-        sys.exit(f"delg-train: {kind}: {error}")
+    except preflight.FlagError as error:
+        cli.fail(TOOL, str(error))
+    except trainer.TrainingError as error:
+        # Names the step and the last good checkpoint; the settings or data must change.
+        logging.error("%s: %s", type(error).__name__, error)
+        cli.fail(TOOL, f"{type(error).__name__}: {error}")
     logging.info(
         "Finished at step %d (%s). Checkpoint: %s. Weights sha256: %s",
         result.step,
@@ -239,11 +245,20 @@ def main(argv: list[str]) -> None:
         result.checkpoint,
         result.weights_digest,
     )
+    if result.stopped_by != "max_iters":
+        # Not 0: `delg-train ... && delg-export ...` must not export a half-trained model.
+        cli.fail(
+            TOOL,
+            f"stopped by {result.stopped_by} at step {result.step} of {config.max_iters}; "
+            f"checkpoint {result.checkpoint} saved; run the same command again to resume.",
+            cli.EXIT_INTERRUPTED,
+        )
+    return cli.EXIT_OK
 
 
 def run() -> None:
     """Console-script entry point (`delg-train`)."""
-    app.run(main)
+    cli.run(main, tool=TOOL, module=__name__)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,16 @@ delg-visualize --model_path=/tmp/delg-export --image_path=photo.jpg --output_pat
 
 from __future__ import annotations
 
-from absl import app, flags, logging
+import os
 
+from absl import flags, logging
+
+from delg_tf.extraction.image_inputs import MIN_IMAGE_SIDE, ImageLoadError, check_readable_file
 from delg_tf.visualization.attention_map import visualize_attention
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
+TOOL = "delg-visualize"
 flags.DEFINE_string("model_path", None, "SavedModel written by delg-export.")
 flags.DEFINE_string("image_path", None, "Image to show.")
 flags.DEFINE_string("output_path", None, "PNG to write.")
@@ -17,9 +22,13 @@ flags.DEFINE_float("attention_threshold", None, "Override the export's attention
 flags.DEFINE_integer("max_image_size", None, "Override the export's max image size.")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str]) -> int:
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
+    # Before loading the model: a FIFO would block the read forever.
+    check_readable_file(FLAGS.image_path)
+    if not os.path.isdir(FLAGS.model_path):
+        raise cli.UsageError(f"--model_path={FLAGS.model_path} is not a SavedModel directory")
     count = visualize_attention(
         FLAGS.model_path,
         FLAGS.image_path,
@@ -28,13 +37,19 @@ def main(argv: list[str]) -> None:
         max_image_size=FLAGS.max_image_size,
     )
     logging.info("%d keypoints drawn -> %s", count, FLAGS.output_path)
+    return cli.EXIT_OK
 
 
 def run() -> None:
-    # Required here, not at import: tests import several binaries into one process, and an
-    # import-time requirement would make every other binary's flag parsing fail.
-    flags.mark_flags_as_required(["model_path", "image_path", "output_path"])
-    app.run(main)
+    cli.require_non_negative("attention_threshold")
+    cli.require_range("max_image_size", MIN_IMAGE_SIDE, 1 << 16)
+    cli.run(
+        main,
+        tool=TOOL,
+        module=__name__,
+        required=["model_path", "image_path", "output_path"],
+        user_errors=(ImageLoadError,),
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ def run_training_free(s: Settings, report: Report) -> None:
     """ms/query of SuperGlobal and alpha-QE, and the one-off DBA seconds, per dimension."""
     import numpy as np
 
+    from delg_tf.benchmark.search_benchmark import clustered_descriptors
     from delg_tf.retrieval.database_augmentation import DatabaseAugmentationConfig, augment_database
     from delg_tf.retrieval.exact_search import similarity_matrix
     from delg_tf.retrieval.query_expansion import QueryExpansionConfig, expand_queries
-    from delg_tf.retrieval.search_benchmark import clustered_descriptors
     from delg_tf.retrieval.superglobal import SuperGlobalConfig, superglobal_rerank
 
     n, q, m = s.training_free_index_size, s.training_free_queries, s.superglobal_candidates

@@ -21,10 +21,11 @@ import io
 import os
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Formats whose bytes `tf.io.decode_jpeg` reads directly (MPO is a JPEG with extra frames appended).
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+_EXIF_ORIENTATION = 0x0112
 DEFAULT_JPEG_QUALITY = 95
 # Smallest side kept by default: a stride-32 backbone gives at least a 1x1 conv5 map on the whole
 # image, and the random crop (>= 8% of the area) still has a few pixels per side.
@@ -121,12 +122,20 @@ def sanitize_image_bytes(
         raise BadImageError("not an image (Pillow cannot identify the format)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise BadImageError(f"truncated or corrupt image ({error})") from error
+    # EXIF orientation (a phone's "rotate 90"): stored upright, as extraction reads it; TF's
+    # JPEG decoder ignores the tag, so a tagged image cannot keep its bytes.
+    orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    if orientation != 1:
+        try:
+            image = ImageOps.exif_transpose(image)
+        except (OSError, ValueError) as error:
+            raise BadImageError(f"cannot apply EXIF orientation {orientation} ({error})") from error
     width, height = image.size
     if min(width, height) < min_image_size:
         raise BadImageError(
             f"image too small ({width}x{height} px, --min_image_size is {min_image_size})"
         )
-    if source_format in _JPEG_FORMATS and source_mode == "RGB":
+    if source_format in _JPEG_FORMATS and source_mode == "RGB" and orientation == 1:
         return SanitizedImage(jpeg=data, height=height, width=width, conversion=None)
     try:
         rgb = _to_rgb(image)
@@ -138,7 +147,8 @@ def sanitize_image_bytes(
         jpeg=_encode_jpeg(rgb, jpeg_quality),
         height=height,
         width=width,
-        conversion=f"{source_format}/{source_mode}",
+        conversion=f"{source_format}/{source_mode}"
+        + (f", EXIF orientation {orientation}" if orientation != 1 else ""),
     )
 
 

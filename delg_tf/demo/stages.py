@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 from delg_tf.common.atomic_files import write_json_atomically
+from delg_tf.demo.child_process import run_child
 from delg_tf.demo.paths import Paths
 
 
@@ -130,7 +131,8 @@ def run_stage(stage: Stage, paths: Paths, *, force: bool, verbose: bool) -> Stag
             log.write("$ " + " ".join(argv) + "\n")
             log.flush()
             out = None if verbose else log
-            code = subprocess.call(argv, stdout=out, stderr=subprocess.STDOUT if out else None)
+            # The tool dies with the demo (SIGTERM, SIGINT or kill -9 of the demo).
+            code = run_child(argv, stdout=out, stderr=subprocess.STDOUT if out else None)
         if code not in stage.ok_exit_codes:
             raise StageError(
                 f"stage {stage.name} failed (exit status {code}); command: {' '.join(argv)}\n"

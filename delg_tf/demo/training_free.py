@@ -29,7 +29,7 @@ def write_training_free_comparison(paths: Paths, num_to_rerank: int, log_path: s
     Returns:
       A short summary for the stage line.
     """
-    from delg_tf.data.atomic_files import write_json_atomically, write_text_atomically
+    from delg_tf.common.atomic_files import write_json_atomically, write_text_atomically
     from delg_tf.data.revisited_ground_truth import load_ground_truth
     from delg_tf.evaluation import comparison, run
     from delg_tf.retrieval.reranking import VerificationConfig

@@ -37,6 +37,7 @@ from delg_tf.retrieval.database_augmentation import (
     load_or_augment,
 )
 from delg_tf.retrieval.exact_search import similarity_matrix
+from delg_tf.retrieval.match_statistics import MatchStatistics
 from delg_tf.retrieval.query_expansion import QueryExpansionConfig, expand_queries
 from delg_tf.retrieval.reranking import (
     NUM_TO_RERANK,
@@ -112,6 +113,7 @@ class EvaluationResult:
       first_stage_ranks: [Q, N] ranking after the training-free stages (`ranks` without them).
       timings: seconds per stage ("dba" once; "search", "aqe", "superglobal", "ransac" in total
         over all queries).
+      matching: putative-match and inlier counts of geometric verification (None without it).
     """
 
     similarities: np.ndarray
@@ -120,6 +122,7 @@ class EvaluationResult:
     metrics: dict[str, dict[str, Any]]
     first_stage_ranks: np.ndarray | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    matching: MatchStatistics | None = None
 
 
 def open_stores(query_dir: str, index_dir: str) -> tuple[FeatureStore, FeatureStore]:
@@ -208,7 +211,9 @@ def evaluate(
     metrics_all = revisited.compute_metrics(first_stage, ground_truth["gnd"], KAPPAS)
     metrics = {p: metrics_all[p] for p in PROTOCOLS}
     reranked: dict[str, np.ndarray] = {}
+    matching = None
     if config.verification is not None:
+        matching = MatchStatistics()
         # RANSAC re-ranks the list stage 2 produced: without stage 2 the global similarities
         # order equal inlier counts (the official code); with it, the refined ranking does.
         scores = similarities if first_stage is ranks else order_scores(first_stage)
@@ -223,13 +228,14 @@ def evaluate(
             config.verification,
             config.num_to_rerank,
             progress=progress,
+            statistics=matching,
         )
         timings["ransac"] = time.perf_counter() - clock
         for p in PROTOCOLS:
             metrics[f"{p}_after_gv"] = revisited.compute_metrics(
                 reranked[p], ground_truth["gnd"], KAPPAS
             )[p]
-    return EvaluationResult(similarities, ranks, reranked, metrics, first_stage, timings)
+    return EvaluationResult(similarities, ranks, reranked, metrics, first_stage, timings, matching)
 
 
 def order_scores(ranks: np.ndarray) -> np.ndarray:
@@ -327,6 +333,7 @@ def write_outputs(
     configuration: Mapping[str, Any] | None = None,
     timings: Mapping[str, float] | None = None,
     num_queries: int = 0,
+    matching: Mapping[str, Any] | None = None,
 ) -> None:
     """Writes `metrics.txt` (official format) and `metrics.json` to `output_dir`.
 
@@ -336,6 +343,7 @@ def write_outputs(
       configuration: `EvaluationConfig.describe()`, the configuration scored.
       timings: seconds per stage (`EvaluationResult.timings`); written with per-query ms.
       num_queries: queries evaluated (for the per-query figures).
+      matching: `MatchStatistics.to_json()` of geometric verification, if it ran.
     """
     import json
 
@@ -354,6 +362,8 @@ def write_outputs(
             "ms_per_query": per_query,
             "dba_seconds_once": timings.get("dba"),
         }
+    if matching is not None:
+        out["matching"] = dict(matching)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(out, f, indent=2)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from delg_tf.data.atomic_files import write_text_atomically
+from delg_tf.common.atomic_files import write_text_atomically
 from delg_tf.export.checkpoint_loading import CHECKPOINT_SUBDIR, MODEL_CONFIG_FILE
 from delg_tf.models.official_checkpoint import (
     ImportOptions,

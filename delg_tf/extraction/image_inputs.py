@@ -1,6 +1,7 @@
 """Which images to extract, and how each is loaded: folder, list, or Revisited Oxford/Paris.
 
-Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB,
+Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB
+(turned upright by its EXIF orientation tag first, which the official code ignores),
 queries cropped to their `bbx` (rounded to integers), then a bilinear resize so the longest side is
 at most `max_image_size * resize_factor`, where a query's resize_factor is
 max(crop size) / max(full image size), as if the full image had been capped. The returned
@@ -11,10 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from collections.abc import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
@@ -34,11 +36,37 @@ class ImageRecord:
       image_id: Id in the feature store (relative path without extension, or a dataset name).
       path: File to read.
       bbox: Optional (x1, y1, x2, y2) crop in pixels (Revisited Oxford/Paris queries).
+      root: The image folder the record was listed from, if any: the file (after following
+        symlinks) must lie inside it.
     """
 
     image_id: str
     path: str
     bbox: tuple[float, float, float, float] | None = None
+    root: str | None = dataclasses.field(default=None, compare=False)
+
+
+def check_readable_file(path: str, root: str | None = None) -> None:
+    """Refuses what would hang a reader or leave the image folder, before opening anything.
+
+    One rule for every binary that reads images (delg-build-tfrecords applies the same one):
+    only regular files (a FIFO named *.jpg blocks `open()` forever; a device never ends), and,
+    for a file listed from a folder, no symlink whose target lies outside that folder.
+
+    Raises:
+      ImageLoadError: naming the file and what it is.
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks: the target is what would be read
+    except OSError as e:
+        raise ImageLoadError(f"{path}: {e.strerror or type(e).__name__}") from e
+    if not stat.S_ISREG(mode):
+        raise ImageLoadError(f"{path}: not a regular file (a FIFO, device or directory)")
+    if root is not None:
+        real_root = os.path.realpath(root)
+        real = os.path.realpath(path)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise ImageLoadError(f"{path}: a symlink to {real}, outside the image folder {root}")
 
 
 def _safe_relative(relative: str, source: str) -> str:
@@ -83,7 +111,7 @@ def folder_records(
             if name.lower().endswith(wanted) and not name.startswith("."):
                 full = os.path.join(root, name)
                 rel = os.path.relpath(full, images_dir)
-                records.append(ImageRecord(_id_from_relative(rel), full))
+                records.append(ImageRecord(_id_from_relative(rel), full, root=images_dir))
     return _check_unique(records, images_dir)
 
 
@@ -101,7 +129,7 @@ def list_records(image_list: str, images_dir: str | None = None) -> list[ImageRe
             if not line or line.startswith("#"):
                 continue
             rel = _safe_relative(line, f"{image_list}:{number}")
-            records.append(ImageRecord(_id_from_relative(rel), os.path.join(base, rel)))
+            records.append(ImageRecord(_id_from_relative(rel), os.path.join(base, rel), root=base))
     return _check_unique(records, image_list)
 
 
@@ -126,7 +154,7 @@ def revisited_records(
         bbox = None
         if image_set == "query":
             bbox = tuple(float(v) for v in gt["gnd"][i]["bbx"])
-        records.append(ImageRecord(name, os.path.join(images_dir, rel), bbox))
+        records.append(ImageRecord(name, os.path.join(images_dir, rel), bbox, root=images_dir))
     return _check_unique(records, dataset_file_path)
 
 
@@ -183,9 +211,12 @@ def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np
     Raises:
       ImageLoadError: naming the file, for an unreadable, corrupt, badly cropped or tiny image.
     """
+    check_readable_file(record.path, record.root)
     try:
         with Image.open(_readable(record.path)) as pil:
-            pil = pil.convert("RGB")
+            # Upright as the photo is shown (a phone's "rotate 90" tag), as the TFRecord
+            # conversion stores it; a no-op for untagged images such as Revisited Oxford/Paris.
+            pil = ImageOps.exif_transpose(pil).convert("RGB")
             full_size = max(pil.size)
             resize_factor = 1.0
             if record.bbox is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from delg_tf.data.atomic_files import write_json_atomically
+from delg_tf.common.atomic_files import write_json_atomically
 from delg_tf.retrieval.exact_search import exact_search, iter_row_chunks
 from delg_tf.retrieval.neighbour_weights import (
     DEFAULT_ALPHA,

@@ -80,9 +80,16 @@ def count_inliers(
       query, index: dicts with descriptors [N, d] and locations [N, 2] (y, x).
       config: matching and RANSAC settings.
     """
+    return verify_pair(query, index, config)[1]
+
+
+def verify_pair(
+    query: LocalFeatures, index: LocalFeatures, config: VerificationConfig = DEFAULT_CONFIG
+) -> tuple[int, int]:
+    """(putative matches, RANSAC inliers) between two images' local features."""
     matches = putative_matches(query, index, config)
     if matches.shape[0] <= MIN_RANSAC_SAMPLES:
-        return 0
+        return int(matches.shape[0]), 0
     result = ransac_affine(
         np.asarray(index["locations"])[matches[:, 1]],
         np.asarray(query["locations"])[matches[:, 0]],
@@ -91,20 +98,26 @@ def count_inliers(
         stop_probability=config.ransac_stop_probability,
         seed=config.ransac_seed,
     )
-    return result.num_inliers
+    return int(matches.shape[0]), result.num_inliers
 
 
 def make_inlier_counter(
     query: LocalFeatures,
     index_features: Callable[[int], LocalFeatures],
     config: VerificationConfig = DEFAULT_CONFIG,
+    on_pair: Callable[[int, int, int], None] | None = None,
 ) -> Callable[[int], int]:
-    """A memoised `index_id -> inliers` for one query (protocols share most candidates)."""
+    """A memoised `index_id -> inliers` for one query (protocols share most candidates).
+
+    `on_pair(index_id, putative, inliers)` is called once per verified image (statistics).
+    """
     cache: dict[int, int] = {}
 
     def inliers(index_id: int) -> int:
         if index_id not in cache:
-            cache[index_id] = count_inliers(query, index_features(index_id), config)
+            putative, cache[index_id] = verify_pair(query, index_features(index_id), config)
+            if on_pair is not None:
+                on_pair(index_id, putative, cache[index_id])
         return cache[index_id]
 
     return inliers

@@ -14,6 +14,7 @@ import numpy as np
 
 from delg_tf.extraction.feature_store import FeatureStore
 from delg_tf.retrieval.exact_search import similarity_matrix
+from delg_tf.retrieval.match_statistics import MatchStatistics
 from delg_tf.retrieval.reranking import (
     DEFAULT_CONFIG,
     NUM_TO_RERANK,
@@ -28,9 +29,14 @@ def store_rows(store: FeatureStore, names: Sequence[str], what: str = "image") -
     rows = np.empty(len(names), np.int64)
     for i, name in enumerate(names):
         if name not in store:
+            failed = dict(store.failures).get(name)
             raise KeyError(
                 f"{what} {name!r} (#{i}) is not in feature store {store.path} "
-                f"({len(store)} ids, e.g. {store.ids[:3]})"
+                + (
+                    f"(its extraction failed: {failed})"
+                    if failed is not None
+                    else f"({len(store)} ids, e.g. {store.ids[:3]})"
+                )
             )
         rows[i] = store.index_of(name)
     return rows
@@ -69,6 +75,7 @@ def rerank_queries(
     config: VerificationConfig = DEFAULT_CONFIG,
     num_to_rerank: int = NUM_TO_RERANK,
     progress: Callable[[], None] | None = None,
+    statistics: MatchStatistics | None = None,
 ) -> dict[str, np.ndarray]:
     """Geometric re-ranking of every query, once per junk set.
 
@@ -81,13 +88,22 @@ def rerank_queries(
       config: matching and RANSAC settings.
       num_to_rerank: images verified per query and junk set.
       progress: called once per finished query.
+      statistics: if given, receives every verified pair's putative and inlier counts.
 
     Returns:
       {name: [Q, N] re-ranked ranks}.
     """
     out = {name: np.empty_like(ranks) for name in junk}
     for q in range(ranks.shape[0]):
-        counter = make_inlier_counter(query_features(q), index_features, config)
+        query = query_features(q)
+        on_pair = None
+        if statistics is not None:
+            num_features = len(query["descriptors"])
+
+            def on_pair(_, putative, inliers, q=q, n=num_features):
+                statistics.record(q, n, putative, inliers)
+
+        counter = make_inlier_counter(query, index_features, config, on_pair)
         for name, per_query in junk.items():
             out[name][q], _ = rerank(
                 ranks[q], similarities[q], counter, per_query[q], num_to_rerank

@@ -194,9 +194,9 @@ def restore_latest(objects: dict, directory: str, optional: tuple[str, ...] = ()
     if state.model_checkpoint_path not in candidates:
         candidates.append(state.model_checkpoint_path)
     errors = []
+    # `get_checkpoint_state` already joins relative entries with `directory` (relative to the
+    # working directory for a relative logdir); joining again broke every relative --logdir.
     for prefix in reversed(candidates):
-        if not os.path.isabs(prefix):
-            prefix = os.path.join(directory, prefix)
         try:
             present = _top_level_names(prefix)
             chosen = {k: v for k, v in objects.items() if k in present or k not in optional}

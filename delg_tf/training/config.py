@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 
 from delg_tf.training.errors import FlagError
 
@@ -94,7 +95,7 @@ class TrainConfig:
             tfds_validation_split=self.tfds_validation_split,
         )
         if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy={self.strategy!r}; expected one of {STRATEGIES}.")
+            raise FlagError(f"--strategy={self.strategy}: expected one of {STRATEGIES}.")
         positive = (
             "num_classes",
             "batch_size",
@@ -106,19 +107,48 @@ class TrainConfig:
             "report_interval",
             "autoencoder_dimensions",
             "delg_embedding_layer_dim",
+            "max_to_keep",
+            "delg_gem_power",
+            "delg_scale_factor_init",
+            "clip_norm",
         )
+        non_negative = (
+            "initial_lr",
+            "momentum",
+            "attention_loss_weight",
+            "reconstruction_loss_weight",
+            "delg_arcface_margin",
+            "eval_batches",
+            "keep_checkpoint_every_n_hours",
+            "summary_images",
+            "seed",
+        )
+        # NaN passes every comparison, so finiteness is checked first (issue 12: a NaN
+        # learning rate reached step 1 and stopped with a message naming no flag).
+        for name in positive + non_negative:
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise FlagError(f"--{name}={value}: must be a finite number.")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ValueError(f"--{name} must be positive, got {getattr(self, name)}.")
+                raise FlagError(f"--{name}={getattr(self, name)}: must be positive.")
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise FlagError(f"--{name}={getattr(self, name)}: must be >= 0.")
+        if self.delg_arcface_margin >= math.pi / 2:
+            raise FlagError(
+                f"--delg_arcface_margin={self.delg_arcface_margin}: must be below pi/2 radians."
+            )
         from delg_tf.models.attention_wiring import ATTENTION_WIRINGS
+        from delg_tf.models.backbones import BACKBONES
 
+        if self.backbone not in BACKBONES:
+            raise FlagError(f"--backbone={self.backbone}: choose one of {', '.join(BACKBONES)}.")
         if self.attention_wiring not in ATTENTION_WIRINGS:
-            raise ValueError(
-                f"--attention_wiring={self.attention_wiring!r}; expected one of "
+            raise FlagError(
+                f"--attention_wiring={self.attention_wiring!r}: expected one of "
                 f"{ATTENTION_WIRINGS}."
             )
-        if self.initial_lr < 0:
-            raise ValueError(f"--initial_lr must be >= 0, got {self.initial_lr}.")
 
     @property
     def has_validation(self) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 
 import tensorflow as tf
 
@@ -121,15 +122,26 @@ def check_labels(files: list[str], num_classes: int, max_records: int = 2000) ->
     per_file = max(1, max_records // len(files))
     for path in files[:max_records]:
         dataset = tf.data.TFRecordDataset(path).take(per_file)
-        for index, record in enumerate(dataset):
-            label = int(tf.io.parse_single_example(record, spec)[example_schema.LABEL])
-            if not 0 <= label < num_classes:
-                raise FlagError(
-                    f"{path} record {index} has label {label}, outside [0, --num_classes="
-                    f"{num_classes}); the training files need labels (and num_classes must "
-                    "match their relabeling.csv)."
-                )
-            checked += 1
+        read = 0  # records of this file read so far: the index of a damaged one
+        try:
+            for index, record in enumerate(dataset):
+                label = int(tf.io.parse_single_example(record, spec)[example_schema.LABEL])
+                if not 0 <= label < num_classes:
+                    raise FlagError(
+                        f"{path} record {index} has label {label}, outside [0, --num_classes="
+                        f"{num_classes}); the training files need labels (and num_classes must "
+                        "match their relabeling.csv)."
+                    )
+                checked += 1
+                read += 1
+        # TF names neither the file nor the record of a torn or foreign file.
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as error:
+            raise FlagError(
+                f"{path} record {read}: not a readable TFRecord of "
+                f"tf.train.Examples ({_first_line(error)}); rebuild it with delg-build-tfrecords."
+            ) from None
+    if not checked:
+        raise FlagError(f"--train_file_pattern matches only empty files ({', '.join(files[:3])}).")
     return checked
 
 
@@ -143,7 +155,11 @@ def check_image_size(image_size: int, backbone: str, min_input_size: int) -> Non
 
 
 def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    """The error's first line, without TF's op decorations ({{function_node ...}}, [Op:...])."""
+    text = getattr(error, "message", None) or str(error)
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(text)).strip()
+    text = re.sub(r"\s*\[Op:[^\]]*\].*$", "", text.splitlines()[0] if text else "")
+    return text or type(error).__name__
 
 
 def _tfds_builder(name: str, data_dir: str):

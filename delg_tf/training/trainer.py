@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.training import checkpointing, init_checkpoint, preflight
+from delg_tf.training import checkpointing, init_checkpoint, logdir_lock, preflight
 from delg_tf.training.checkpointing import MODEL_FIELDS
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import LabelRangeError, NonFiniteLossError, TrainingError
@@ -118,6 +118,9 @@ class Trainer:
         self.strategy = strategy or build_strategy(config.strategy, config.tpu)
         preflight.check_input(config, train_files)
         self.chief = is_chief(self.strategy)
+        if self.chief:
+            # Before anything is written to the logdir (issue 12: two trainers interleaved).
+            logdir_lock.acquire(config.logdir)
         replicas = self.strategy.num_replicas_in_sync
         if config.batch_size % replicas:
             raise preflight.FlagError(
@@ -290,6 +293,9 @@ def train(
       flags_text: the command line's flags (`--flag=value` lines), saved to
         `<logdir>/flags.txt` so the run can be repeated with `--flagfile`.
     """
-    trainer = Trainer(config, strategy, flags_text=flags_text)
-    with StopRequest() as stop:
-        return trainer.run(stop)
+    try:
+        trainer = Trainer(config, strategy, flags_text=flags_text)
+        with StopRequest() as stop:
+            return trainer.run(stop)
+    finally:
+        logdir_lock.release(config.logdir)

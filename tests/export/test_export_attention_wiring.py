@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -12,9 +11,7 @@ from delg_tf.data.preprocessing import normalize_image
 from delg_tf.export.checkpoint_loading import load_model_from_checkpoint
 from delg_tf.export.export_settings import read_settings
 from delg_tf.export.exporter import export_from_checkpoint
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "models"))
-from wiring_fixtures import build_seeded_model, forward, seeded_images  # noqa: E402
+from tests.helpers.wiring_fixtures import build_seeded_model, forward, seeded_images  # noqa: E402
 
 KNOWN = os.path.join(os.path.dirname(__file__), "..", "models", "data", "pre_2021_wiring.npz")
 

@@ -10,9 +10,7 @@ import tensorflow as tf
 
 from delg_tf.export.export_settings import read_settings
 from delg_tf.export.exporter import export_from_checkpoint
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "models"))
-from official_fixture import (  # noqa: E402
+from tests.helpers.official_fixture import (  # noqa: E402
     extract_official_logdir,
     fixture_dir,
     load_arrays,

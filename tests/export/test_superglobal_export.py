@@ -2,7 +2,6 @@
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -13,9 +12,7 @@ from delg_tf.export.export_settings import read_settings
 from delg_tf.export.exporter import export_from_checkpoint, settings_for_model
 from delg_tf.export.global_pooling import GlobalPooling
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor
-
-sys.path.insert(0, os.path.dirname(__file__))
-from export_fixtures import write_training_logdir  # noqa: E402
+from tests.helpers.export_fixtures import write_training_logdir  # noqa: E402
 
 POOLING = GlobalPooling(gem_power=4.6, regional_gem=True, scale_aggregation="max")
 

@@ -1,3 +1,6 @@
+import io
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -101,3 +104,79 @@ def test_bad_images_name_the_file(tmp_path):
     tiny = save(tmp_path / "tiny.png", np.zeros([8, 40, 3], np.uint8))
     with pytest.raises(ImageLoadError, match="smaller than 10 px"):
         load_image(ImageRecord("t", tiny), 1024)
+
+
+def _bad_folder(tmp_path):
+    """A folder holding a good image, a FIFO, a device link, and links inside and outside."""
+    folder = tmp_path / "photos"
+    good = save(folder / "good.png", np.full([16, 16, 3], 200, np.uint8))
+    os.mkfifo(folder / "fifo.jpg")
+    outside = save(tmp_path / "elsewhere" / "secret.png", np.zeros([16, 16, 3], np.uint8))
+    os.symlink(outside, folder / "outside.png")
+    os.symlink("/dev/zero", folder / "device.jpg")
+    os.symlink(good, folder / "inside.png")
+    (folder / "sub").mkdir()
+    os.symlink("../good.png", folder / "sub" / "relative_inside.png")
+    return str(folder)
+
+
+@pytest.mark.timeout(60)  # before the fix the FIFO blocked open() forever
+def test_every_listing_refuses_fifos_devices_and_links_leaving_the_folder(tmp_path):
+    # Issue 12 items 7 and 8 (classes: a non-regular file named like an image; a symlink whose
+    # target lies outside the image folder), for folder, list and Revisited listings alike.
+    folder = _bad_folder(tmp_path)
+    names = ["good", "fifo", "outside", "device", "inside", "sub/relative_inside"]
+    extension = {"fifo": ".jpg", "device": ".jpg"}
+    (tmp_path / "list.txt").write_text(
+        "\n".join(n + extension.get(n, ".png") for n in names) + "\n"
+    )
+    by_folder = {r.image_id: r for r in folder_records(folder)}
+    by_list = {r.image_id: r for r in list_records(str(tmp_path / "list.txt"), folder)}
+    assert sorted(by_folder) == sorted(by_list) == sorted(names)
+    for records in (by_folder, by_list):
+        for name in ("good", "inside", "sub/relative_inside"):
+            image, _ = load_image(records[name], 1024)
+            assert image.shape == (16, 16, 3)
+        with pytest.raises(ImageLoadError, match=r"fifo.jpg: not a regular file"):
+            load_image(records["fifo"], 1024)
+        with pytest.raises(ImageLoadError, match=r"device.jpg: not a regular file"):
+            load_image(records["device"], 1024)
+        with pytest.raises(ImageLoadError, match=r"outside.png: a symlink to .*secret.png, out"):
+            load_image(records["outside"], 1024)
+    # A single image given by path (delg-visualize) has no folder, but never blocks either.
+    with pytest.raises(ImageLoadError, match="not a regular file"):
+        load_image(ImageRecord("x", os.path.join(folder, "fifo.jpg")), 1024)
+
+
+def _tagged_jpeg(path, orientation: int):
+    """A 40x20 (w x h) JPEG whose left half is white, tagged with an EXIF orientation."""
+    pixels = np.zeros([20, 40, 3], np.uint8)
+    pixels[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, exif=exif.tobytes(), quality=95)
+    return str(path)
+
+
+def test_exif_orientation_is_applied_in_extraction_and_conversion(tmp_path):
+    # Issue 12 (class: a tagged photo, e.g. a phone's "rotate 90"): both the extraction loader
+    # and the TFRecord conversion store the image upright, so training and search agree.
+    from delg_tf.conversion.image_sanitizer import sanitize_image_bytes
+
+    path = _tagged_jpeg(tmp_path / "phone.jpg", 6)  # 6: rotate 90 clockwise to view
+    image, _ = load_image(ImageRecord("phone", path), 1024)
+    assert image.shape == (40, 20, 3)
+    assert image[:5].mean() > 200 and image[-5:].mean() < 50  # the white half is now on top
+    with open(path, "rb") as f:
+        data = f.read()
+    sanitized = sanitize_image_bytes(data, min_image_size=0)
+    assert (sanitized.height, sanitized.width) == (40, 20)
+    assert "EXIF orientation 6" in sanitized.conversion and sanitized.jpeg != data
+    upright = np.asarray(Image.open(io.BytesIO(sanitized.jpeg)))
+    assert upright.shape == (40, 20, 3) and upright[:5].mean() > 200
+    # Untagged (orientation 1) JPEGs keep their bytes, as before.
+    plain = _tagged_jpeg(tmp_path / "plain.jpg", 1)
+    with open(plain, "rb") as f:
+        data = f.read()
+    assert sanitize_image_bytes(data, min_image_size=0).jpeg == data

@@ -1,8 +1,5 @@
 """The three SavedModel kinds, told apart by what they hold and post-processed the same way."""
 
-import os
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -14,9 +11,7 @@ from delg_tf.extraction.model_loading import (
     OFFICIAL_TF2,
     DelgSavedModel,
 )
-
-sys.path.insert(0, os.path.dirname(__file__))
-from official_models import (  # noqa: E402
+from tests.helpers.official_models import (  # noqa: E402
     GLOBAL_DIM,
     LOCAL_DIM,
     save_delg_tf_export,

@@ -16,18 +16,15 @@ with the load average (the CPU time is the figure that survives a shared machine
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from official_models import official_pyramid, save_delg_tf_export, save_tf1_model  # noqa: E402
-
 from delg_tf.export.exporter import save_module, settings_for_model  # noqa: E402
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor  # noqa: E402
+from tests.helpers.official_models import official_pyramid, save_delg_tf_export, save_tf1_model  # noqa: E402
 
 
 def save_r50_pair(root: str) -> tuple[str, str]:

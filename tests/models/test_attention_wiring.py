@@ -1,7 +1,6 @@
 """The attention wiring of DelgModel: paper default, pre-2021 option, old configs."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -9,9 +8,7 @@ from absl import logging
 
 from delg_tf.models import DelgModel, attention_wiring
 from delg_tf.models.attention_wiring import PAPER, PRE_2021, attention_wiring_of
-
-sys.path.insert(0, os.path.dirname(__file__))
-from wiring_fixtures import build_seeded_model, forward, seeded_images  # noqa: E402
+from tests.helpers.wiring_fixtures import build_seeded_model, forward, seeded_images  # noqa: E402
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 

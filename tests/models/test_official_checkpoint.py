@@ -1,7 +1,6 @@
 """Official DELG TF2 checkpoint -> DelgModel: every output of the official model, to 1e-4."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
@@ -14,9 +13,7 @@ from delg_tf.models.official_checkpoint import (
     load_official_checkpoint,
     official_model_variables,
 )
-
-sys.path.insert(0, os.path.dirname(__file__))
-from official_fixture import (  # noqa: E402
+from tests.helpers.official_fixture import (  # noqa: E402
     extract_official_logdir,
     load_arrays,
     relative_difference,

@@ -85,7 +85,7 @@ def test_savedmodel_without_settings_asset_takes_the_settings_from_flags(tmp_pat
 
     refused = run_tool(f"--model_path={bare}", f"--images_dir={images}",
                        f"--output_features_dir={tmp_path / 'refused'}")  # fmt: skip
-    assert refused.returncode == 1
+    assert refused.returncode == 2  # a usage error, one line (issue 12)
     assert "needs --attention_threshold" in refused.stderr
     assert not os.path.exists(tmp_path / "refused")
 

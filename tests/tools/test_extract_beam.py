@@ -17,12 +17,9 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("apache_beam", reason="needs the [beam] extra (make test installs it)")
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from fake_export import export_brightness_model  # noqa: E402
-
 from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
 from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
+from tests.helpers.fake_export import export_brightness_model  # noqa: E402
 
 LOCAL_TWO_WORKERS = [
     # FnApiRunner is Beam's Python runner; 2.77's DirectRunner may download a Prism binary.

@@ -2,7 +2,6 @@
 delg-evaluate binaries."""
 
 import json
-import os
 import subprocess
 import sys
 
@@ -10,11 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "extraction"))
-from official_models import save_official_tf2_model, save_tf1_model  # noqa: E402
-
 from delg_tf.data.revisited_ground_truth import save_ground_truth_json  # noqa: E402
 from delg_tf.extraction.feature_store import FeatureStore  # noqa: E402
+from tests.helpers.official_models import save_official_tf2_model, save_tf1_model  # noqa: E402
 
 # An official config for the tiny network: the DELG configs' fields, tiny-sized values.
 TINY_CONFIG = """\

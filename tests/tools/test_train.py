@@ -129,5 +129,8 @@ def test_binary_exits_with_the_message_before_training(tmp_path):
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
         timeout=300,
     )
-    assert result.returncode == 1
-    assert "bad flag: --train_file_pattern=/nonexistent/train-* matches no file" in result.stderr
+    # Usage error (issue 12): one line naming the flag, exit 2, no traceback.
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "delg-train: --train_file_pattern=/nonexistent/train-* matches no file."
+    )

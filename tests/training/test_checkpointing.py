@@ -58,3 +58,20 @@ def test_model_config_for_export_and_finiteness(tmp_path):
     assert checkpointing.all_finite([tf.Variable([1.0, 2.0]), tf.Variable(3)])
     assert not checkpointing.all_finite([tf.Variable([1.0, np.nan])])
     assert not checkpointing.all_finite([tf.Variable([np.inf])])
+
+
+@pytest.mark.parametrize("logdir", ["runs/x", "./runs/x", "runs/../runs/x"])
+def test_restore_from_a_relative_logdir(tmp_path, monkeypatch, logdir):
+    # Issue 12 item 1 (class: a logdir given relative to the working directory): the state
+    # file's entries were joined with the directory a second time, so no relative run resumed.
+    monkeypatch.chdir(tmp_path)
+    directory = checkpointing.checkpoint_dir(logdir)
+    variable = tf.Variable(5.0)
+    manager = _manager(directory, variable)
+    manager.save(checkpoint_number=1)
+    variable.assign(7.0)
+    manager.save(checkpoint_number=2)
+    variable.assign(0.0)
+    restored = checkpointing.restore_latest({"step": variable}, directory)
+    assert os.path.normpath(restored) == os.path.normpath(os.path.join(directory, "ckpt-2"))
+    assert variable.numpy() == 7.0

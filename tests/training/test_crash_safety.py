@@ -36,11 +36,18 @@ def _flags(records: str, logdir: str, **overrides) -> list[str]:
     return [f"--{name}={value}" for name, value in settings.items()]
 
 
-def _start(args: list[str], log_path: str) -> subprocess.Popen:
+def _start(args: list[str], log_path: str, cwd: str | None = None) -> subprocess.Popen:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    # The worktree on PYTHONPATH so `-m delg_tools.train` imports this checkout from any cwd.
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join([root, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "delg_tools.train", *args], stdout=log, stderr=log, env=env
+            [sys.executable, "-m", "delg_tools.train", *args],
+            stdout=log,
+            stderr=log,
+            env=env,
+            cwd=cwd,
         )
 
 
@@ -57,7 +64,7 @@ def _checkpoint_step(logdir: str) -> int | None:
     return int(prefix.rsplit("-", 1)[1]) if prefix else None
 
 
-def _wait_for(condition, process: subprocess.Popen, log_path: str, timeout: float = 300):
+def _wait_for(condition, process: subprocess.Popen, log_path: str, timeout: float = 900):
     deadline = time.time() + timeout
     while not condition():
         assert process.poll() is None, open(log_path).read()[-3000:]
@@ -68,16 +75,17 @@ def _wait_for(condition, process: subprocess.Popen, log_path: str, timeout: floa
 def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_records, tmp_path):
     whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
     log_whole, log_killed = str(tmp_path / "whole.log"), str(tmp_path / "killed.log")
-    # The uninterrupted run and the run to kill, side by side.
+    # The uninterrupted run and the run to kill, side by side; the killed run's --logdir is
+    # relative to its working directory, as in every README command (issue 12 item 1).
     uninterrupted = _start(_flags(tiny_records, whole), log_whole)
-    victim = _start(_flags(tiny_records, killed), log_killed)
+    victim = _start(_flags(tiny_records, "killed"), log_killed, cwd=str(tmp_path))
     _wait_for(lambda: (_checkpoint_step(killed) or 0) >= 8, victim, log_killed)
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL
     killed_at = _checkpoint_step(killed)
     assert killed_at is not None and killed_at < 40
 
-    resumed = _start(_flags(tiny_records, killed), log_killed)
+    resumed = _start(_flags(tiny_records, "killed"), log_killed, cwd=str(tmp_path))
     assert resumed.wait(timeout=600) == 0, open(log_killed).read()[-3000:]
     assert uninterrupted.wait(timeout=600) == 0, open(log_whole).read()[-3000:]
     log_text = open(log_killed).read()
@@ -107,16 +115,41 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_records, tmp_path)
         np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
 
 
-def test_sigterm_saves_the_current_step_and_exits_cleanly(tiny_records, tmp_path):
+def test_sigterm_saves_the_step_exits_4_and_a_rerun_resumes(tiny_records, tmp_path):
+    # Relative --logdir (issue 12 item 1); exit 4, not 0, so `delg-train && delg-export` stops
+    # (item 10); a second trainer on the running logdir is refused (item 4).
     logdir, log_path = str(tmp_path / "run"), str(tmp_path / "run.log")
+    cwd = str(tmp_path)
     process = _start(
-        _flags(tiny_records, logdir, max_iters=100000, save_interval=100000, op_determinism=False),
+        _flags(tiny_records, "run", max_iters=100000, save_interval=100000, op_determinism=False),
         log_path,
+        cwd=cwd,
     )
     _wait_for(lambda: len(_metrics(logdir)) >= 3, process, log_path)
+    second_log = str(tmp_path / "second.log")
+    second = _start(_flags(tiny_records, "run", max_iters=100000), second_log, cwd=cwd)
+    assert second.wait(timeout=300) == 2, open(second_log).read()[-3000:]
+    refusal = open(second_log).read().strip().splitlines()
+    assert refusal[-1].startswith("delg-train: --logdir=run is in use by another delg-train")
+    assert "Traceback" not in open(second_log).read()
+
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=300) == 0, open(log_path).read()[-3000:]
+    assert process.wait(timeout=300) == 4, open(log_path).read()[-3000:]
     last_step = _metrics(logdir)[-1]["step"]
     # Saved where it stopped, far from any scheduled save.
     assert _checkpoint_step(logdir) == last_step >= 3
-    assert "Stopped by SIGTERM" in open(log_path).read()
+    log_text = open(log_path).read()
+    assert "Stopped by SIGTERM" in log_text
+    assert (
+        log_text.strip()
+        .splitlines()[-1]
+        .startswith(f"delg-train: stopped by SIGTERM at step {last_step} of 100000;")
+    )
+
+    # The re-run resumes from the relative logdir and finishes (exit 0); so does a re-run of
+    # the finished run, which trains nothing.
+    for _ in range(2):
+        rerun = _start(_flags(tiny_records, "run", max_iters=last_step + 2), log_path, cwd=cwd)
+        assert rerun.wait(timeout=600) == 0, open(log_path).read()[-3000:]
+    assert open(log_path).read().count("Resumed from") == 2
+    assert _checkpoint_step(logdir) == last_step + 2

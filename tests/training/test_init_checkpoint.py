@@ -14,9 +14,7 @@ from PIL import Image
 
 from delg_tf.export.official_import import import_official_checkpoint
 from delg_tf.training import preflight, trainer
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "models"))
-from official_fixture import extract_official_logdir  # noqa: E402
+from tests.helpers.official_fixture import extract_official_logdir  # noqa: E402
 
 
 def _path_map(model):

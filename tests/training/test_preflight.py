@@ -1,5 +1,6 @@
 import os
 
+import numpy as np
 import pytest
 
 from delg_tf.training import preflight
@@ -52,3 +53,19 @@ def test_image_size_check():
     preflight.check_image_size(32, "resnet_tiny", 32)
     with pytest.raises(preflight.FlagError, match="--image_size=31 is too small"):
         preflight.check_image_size(31, "resnet_tiny", 32)
+
+
+def test_torn_foreign_or_empty_training_files_are_named(tmp_path):
+    # Issue 12 item 12 (class: a training file that is not readable TFRecords): TF's
+    # DataLossError named neither the file nor the record.
+    foreign = tmp_path / "train-foreign"
+    foreign.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(preflight.FlagError) as error:
+        preflight.check_labels([str(foreign)], num_classes=3)
+    message = str(error.value)
+    assert message.startswith(f"{foreign} record 0: not a readable TFRecord")
+    assert "corrupted record" in message and "function_node" not in message
+    empty = tmp_path / "train-empty"
+    empty.write_bytes(b"")
+    with pytest.raises(preflight.FlagError, match="matches only empty files"):
+        preflight.check_labels([str(empty)], num_classes=3)
