@@ -24,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common import logdir
 from delg_tf.training import checkpointing, preflight
 from delg_tf.training.checkpointing import MODEL_FIELDS
 from delg_tf.training.config import TrainConfig
@@ -124,7 +125,7 @@ class Trainer:
                 f"--batch_size={config.batch_size} is not divisible by the {replicas} replicas."
             )
         self.per_replica_batch = config.batch_size // replicas
-        checkpoint_dir = checkpointing.checkpoint_dir(config.logdir)
+        checkpoint_dir = logdir.checkpoint_dir(config.logdir)
         resuming = tf.train.get_checkpoint_state(checkpoint_dir) is not None
         if resuming:
             checkpointing.check_resumed_config(config, config.logdir)
