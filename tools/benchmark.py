@@ -36,8 +36,7 @@ from absl import app, flags, logging
 
 from delg_tf.benchmark.runner import PARTS
 from delg_tf.benchmark.settings import Settings, quick
-
-OFFICIAL_SCALES = (0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0)
+from delg_tf.export.export_settings import DEFAULT_IMAGE_SCALES
 
 flags.DEFINE_list("parts", list(PARTS), f"Parts to run, any of {','.join(PARTS)}.")
 flags.DEFINE_integer("repeats", 3, "Timed runs per figure (the median is reported).", lower_bound=1)
@@ -61,7 +60,7 @@ flags.DEFINE_integer("pipeline_batches", 8, "Batches per timed input-pipeline ru
 flags.DEFINE_list("pipeline_jpeg_shape", ["600", "800"], "H,W of the benchmark JPEGs.")
 # Extraction.
 flags.DEFINE_list("extraction_shape", ["768", "1024"], "H,W of extraction images (1024 px).")
-flags.DEFINE_list("extraction_scales", [str(s) for s in OFFICIAL_SCALES], "Pyramid scales.")
+flags.DEFINE_list("extraction_scales", [str(s) for s in DEFAULT_IMAGE_SCALES], "Pyramid scales.")
 flags.DEFINE_list("extraction_dtypes", ["float32", "bfloat16"], "Export compute dtypes.")
 # Re-ranking.
 flags.DEFINE_integer("num_candidates", 100, "Shortlist re-ranked per query (official 100).")
