@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from delg_tf.data.image_files import IMAGE_EXTENSIONS
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MIN_IMAGE_SIDE = 10  # the official extractor gives up on images smaller than this
 
 
