@@ -26,40 +26,22 @@ from absl import logging
 
 from delg_tf.common import logdir
 from delg_tf.training import checkpointing, preflight
-from delg_tf.training.checkpointing import MODEL_FIELDS
 from delg_tf.training.config import TrainConfig
-from delg_tf.training.errors import LabelRangeError, NonFiniteLossError, TrainingError
+from delg_tf.training.errors import (
+    NonFiniteLossError,
+    TrainingError,  # noqa: F401  (delg-train catches it here)
+)
 from delg_tf.training.evaluation import Validation
 from delg_tf.training.inputs import TrainingInput, validation_dataset
-from delg_tf.training.optimizer import build_optimizer
 from delg_tf.training.preemption import StopRequest
 from delg_tf.training.reporting import ProgressReport
 from delg_tf.training.strategy import build_strategy, is_chief, worker_write_dir
 from delg_tf.training.train_step import (
-    CHECKED_TERMS,
-    SCALARS,
     ChunkResult,
     TrainSteps,
     raise_if_unhealthy,
 )
-from delg_tf.training.training_state import build_training_state, model_kwargs
-
-# Names other modules import from here; they are defined in the files above.
-__all__ = [
-    "CHECKED_TERMS",
-    "MODEL_FIELDS",
-    "SCALARS",
-    "ChunkResult",
-    "LabelRangeError",
-    "NonFiniteLossError",
-    "TrainResult",
-    "Trainer",
-    "TrainingError",
-    "build_optimizer",
-    "model_kwargs",
-    "train",
-    "weights_digest",
-]
+from delg_tf.training.training_state import build_training_state
 
 
 @dataclasses.dataclass
