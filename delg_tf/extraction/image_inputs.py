@@ -1,6 +1,7 @@
 """Which images to extract, and how each is loaded: folder, list, or Revisited Oxford/Paris.
 
-Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB,
+Loading follows the official DELG extraction (`delg/extract_features.py`, `examples/extractor.py`,
+`utils.py` in research/delf/delf/python): PIL decode to RGB,
 queries cropped to their `bbx` (rounded to integers), then a bilinear resize so the longest side is
 at most `max_image_size * resize_factor`, where a query's resize_factor is
 max(crop size) / max(full image size), as if the full image had been capped. The returned

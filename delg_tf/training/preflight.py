@@ -22,7 +22,8 @@ from delg_tf.data.relabeling import RELABELING_FILE
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import FlagError
 
-# Class counts of the official `--dataset_version` values (delg_reference.md §2.1).
+# Class counts of the official `--dataset_version` values (`GoogleLandmarksInfo`
+# in `research/delf/delf/python/training/datasets/googlelandmarks.py`).
 DATASET_NUM_CLASSES = {"gld_v1": 14951, "gld_v2": 203094, "gld_v2_clean": 81313}
 
 

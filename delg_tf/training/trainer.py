@@ -6,7 +6,8 @@ One code path for every tf.distribute strategy. Each piece has its own file:
 (validation accuracy), `reporting` (console, TensorBoard, metrics.jsonl) and `checkpointing`
 (the logdir's files). This file decides when each happens.
 
-Deviations from the official `train.py` (delg_reference.md §2.3), each deliberate: gradients
+Deviations from the official `research/delf/delf/python/training/train.py`, each
+deliberate: gradients
 are clipped after the all-reduce, and bad labels or a NaN/Inf loss stop the run unsaved (both
 in `train_step`); the ImageNet backbone weights are loaded when the model is built, before step
 0 (the official code ran one step with a random backbone first, so its heads and momentum kept
