@@ -9,10 +9,9 @@ export records its settings (scales, descriptor sizes, receptive field, threshol
 
 from __future__ import annotations
 
-import os
-
 from absl import app, flags, logging
 
+from delg_tf.common.flags_record import write_flags_record
 from delg_tf.export.export_settings import (
     DEFAULT_GLOBAL_SCALES_IND,
     DEFAULT_IMAGE_SCALES,
@@ -58,8 +57,7 @@ def main(argv: list[str]) -> None:
         max_image_size=FLAGS.max_image_size,
         attention_threshold=FLAGS.attention_threshold,
     )
-    with open(os.path.join(FLAGS.export_path, "delg_export_flags.txt"), "w") as f:
-        f.write(FLAGS.flags_into_string())
+    write_flags_record(FLAGS.export_path, FLAGS.flags_into_string())
     logging.info(
         "Exported %s (backbone %s, receptive field %s) to %s; attention threshold %s",
         settings.model_config.get("checkpoint"),

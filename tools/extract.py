@@ -19,6 +19,7 @@ import os
 import tensorflow as tf
 from absl import app, flags, logging
 
+from delg_tf.common.flags_record import write_flags_record
 from delg_tf.export.export_settings import SETTINGS_FILENAME, read_settings, settings_path
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor, extract_to_store
 from delg_tf.extraction.image_inputs import folder_records, list_records, revisited_records
@@ -97,8 +98,7 @@ def main(argv: list[str]) -> None:
     options = _options(FLAGS.model_path)
     extractor = SavedModelExtractor(FLAGS.model_path, options)
     os.makedirs(FLAGS.output_features_dir, exist_ok=True)
-    with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:
-        f.write(FLAGS.flags_into_string())
+    write_flags_record(FLAGS.output_features_dir, FLAGS.flags_into_string())
     summary = extract_to_store(
         records,
         extractor,

@@ -20,12 +20,13 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common.flags_record import FLAGS_RECORD
 from delg_tf.common.logdir import MODEL_CONFIG_FILE, inference_model_config
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import FlagError
 
 TRAIN_CONFIG_FILE = "train_config.json"
-FLAGS_FILE = "flags.txt"
+FLAGS_FILE = FLAGS_RECORD  # through tf.io.gfile below: a logdir may be on gs://
 # TrainConfig fields that define the model; a resumed run must not change them.
 MODEL_FIELDS = (
     "backbone",

@@ -92,8 +92,8 @@ def test_end_to_end_with_geometric_verification(tmp_path):
     assert text[0::4] == ["hard", "hard_after_gv", "medium", "medium_after_gv"]
     assert text[5] == "  mAP=100.0"
     assert text[6].startswith("  mP@k[ 1  5 10] [100.")
-    flags = json.loads((tmp_path / "out" / "evaluate_flags.json").read_text())
-    assert flags["num_to_rerank"] == 100 and flags["use_geometric_verification"] is True
+    recorded = (tmp_path / "out" / "flags.txt").read_text().splitlines()
+    assert "--num_to_rerank=100" in recorded and "--use_geometric_verification" in recorded
     assert "medium_after_gv" in result.stdout
 
 

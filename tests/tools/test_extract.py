@@ -43,7 +43,7 @@ def test_revisited_queries_are_cropped_and_located_in_crop_pixels(tmp_path):
     assert len(locations) > 0
     assert np.all((locations[:, 0] > 8) & (locations[:, 0] < 40)), locations
     assert np.all((locations[:, 1] > 4) & (locations[:, 1] < 68)), locations
-    assert os.path.exists(os.path.join(out, "extract_flags.txt"))
+    assert os.path.exists(os.path.join(out, "flags.txt"))
 
     index_out = str(tmp_path / "index_features")
     result = run_tool(f"--model_path={model}", f"--dataset_file_path={gnd}",
