@@ -1,8 +1,8 @@
 """Test set-up shared by every test.
 
 Two logical CPUs are configured before TensorFlow initialises its runtime, so MirroredStrategy
-tests can run two replicas on this machine (environment.md §4). Tests that want one device name
-`/cpu:0` explicitly.
+tests can run two replicas on this machine (this must happen before the runtime starts, hence
+at import time). Tests that want one device name `/cpu:0` explicitly.
 """
 
 import os

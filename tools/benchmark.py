@@ -36,11 +36,15 @@ import sys
 
 from absl import app, flags, logging
 
+from delg_tf.benchmark.demo_model import DemoModel, read_demo_model
 from delg_tf.benchmark.runner import PARTS
 from delg_tf.benchmark.settings import Settings, quick
+from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
+from delg_tf.export.export_settings import DEFAULT_IMAGE_SCALES
 from delg_tools import cli
 
-OFFICIAL_SCALES = (0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0)
+_REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEMO_FLAGFILE = os.path.join(_REPO_DIR, "experiments", "demo_cpu.flags")
 
 flags.DEFINE_list("parts", list(PARTS), f"Parts to run, any of {','.join(PARTS)}.")
 flags.DEFINE_integer("repeats", 3, "Timed runs per figure (the median is reported).", lower_bound=1)
@@ -55,16 +59,26 @@ flags.DEFINE_integer(
 )
 flags.DEFINE_string("backbone", "resnet50", "Backbone of the model/training/extraction figures.")
 flags.DEFINE_integer("steps_per_run", 2, "Training-loop steps per timed run.", lower_bound=1)
-flags.DEFINE_string("demo_backbone", "resnet_tiny", "Backbone of the demo model.")
-flags.DEFINE_integer("demo_image_size", 224, "Training crop side of the demo model.")
-flags.DEFINE_integer("demo_batch_size", 16, "Batch of the demo model.", lower_bound=1)
-flags.DEFINE_integer("demo_num_classes", 150, "Classes of the demo model.", lower_bound=1)
+# The demo model is the one `make demo` trains: experiments/demo_cpu.flags and the demo preset.
+flags.DEFINE_string("demo_backbone", None, "Backbone of the demo model; default: demo_cpu.flags.")
+flags.DEFINE_integer(
+    "demo_image_size", None, "Training crop side of the demo model; default: demo_cpu.flags."
+)
+flags.DEFINE_integer(
+    "demo_batch_size", None, "Batch of the demo model; default: demo_cpu.flags.", lower_bound=1
+)
+flags.DEFINE_integer(
+    "demo_num_classes",
+    synthetic_landmarks.PRESETS["demo"]["num_train_landmarks"],
+    "Classes of the demo model (the demo preset's training landmarks).",
+    lower_bound=1,
+)
 flags.DEFINE_integer("pipeline_batch_size", 32, "Batch of the input-pipeline figure.")
 flags.DEFINE_integer("pipeline_batches", 8, "Batches per timed input-pipeline run.")
 flags.DEFINE_list("pipeline_jpeg_shape", ["600", "800"], "H,W of the benchmark JPEGs.")
 # Extraction.
 flags.DEFINE_list("extraction_shape", ["768", "1024"], "H,W of extraction images (1024 px).")
-flags.DEFINE_list("extraction_scales", [str(s) for s in OFFICIAL_SCALES], "Pyramid scales.")
+flags.DEFINE_list("extraction_scales", [str(s) for s in DEFAULT_IMAGE_SCALES], "Pyramid scales.")
 flags.DEFINE_list("extraction_dtypes", ["float32", "bfloat16"], "Export compute dtypes.")
 # Re-ranking.
 flags.DEFINE_integer("num_candidates", 100, "Shortlist re-ranked per query (official 100).")
@@ -102,8 +116,16 @@ def _pair(values, flag: str) -> tuple[int, int]:
     return out
 
 
+def _demo_model() -> DemoModel:
+    try:
+        return read_demo_model(DEMO_FLAGFILE)
+    except (OSError, ValueError) as e:
+        raise app.UsageError(f"demo model: {e}") from e
+
+
 def resolve_settings() -> Settings:
     """Settings from the flags; --quick replaces every size by a tiny one."""
+    demo = _demo_model()
     try:
         scales = tuple(float(s) for s in FLAGS.extraction_scales)
     except ValueError as e:
@@ -118,10 +140,12 @@ def resolve_settings() -> Settings:
         num_classes=FLAGS.num_classes,
         backbone=FLAGS.backbone,
         steps_per_run=FLAGS.steps_per_run,
-        demo_backbone=FLAGS.demo_backbone,
-        demo_image_size=FLAGS.demo_image_size,
-        demo_batch_size=FLAGS.demo_batch_size,
+        demo_backbone=FLAGS.demo_backbone or demo.backbone,
+        demo_image_size=FLAGS.demo_image_size or demo.image_size,
+        demo_batch_size=FLAGS.demo_batch_size or demo.batch_size,
         demo_num_classes=FLAGS.demo_num_classes,
+        demo_embedding_dim=demo.embedding_dim,
+        demo_autoencoder_dim=demo.autoencoder_dim,
         pipeline_batch_size=FLAGS.pipeline_batch_size,
         pipeline_batches=FLAGS.pipeline_batches,
         pipeline_jpeg_shape=_pair(FLAGS.pipeline_jpeg_shape, "pipeline_jpeg_shape"),

@@ -32,7 +32,11 @@ from delg_tf.conversion import gldv2_csv, image_folder, image_paths
 from delg_tf.conversion import image_sanitizer as sanitizer
 from delg_tf.conversion import plan as conversion_plan
 from delg_tf.conversion import tfrecord_conversion as conversion
-from delg_tf.data.relabeling import contiguous_relabeling, relabeling_csv_text
+from delg_tf.data.relabeling import (
+    RELABELING_FILE,
+    contiguous_relabeling,
+    relabeling_csv_text,
+)
 from delg_tools import cli  # noqa: E402
 
 EXIT_OK = cli.EXIT_OK
@@ -280,7 +284,7 @@ def main(argv: list[str]) -> int:
             overwrite=FLAGS.overwrite,
             show_progress=FLAGS.progress,
         )
-        side_files = {"relabeling.csv": relabeling_csv_text(relabeling)} if relabeling else {}
+        side_files = {RELABELING_FILE: relabeling_csv_text(relabeling)} if relabeling else {}
         summary, all_bad = conversion.convert_to_tfrecords(
             splits,
             FLAGS.output_directory,

@@ -5,7 +5,7 @@ Ranks the index by global-descriptor similarity, optionally refines that ranking
 re-ranks each protocol's top images by local matching + RANSAC, and writes `metrics.txt`
 (official format: medium, hard and, with --use_geometric_verification, medium_after_gv and
 hard_after_gv), `metrics.json` (with the configuration scored and the cost of each stage) and
-`evaluate_flags.json` to --output_dir.
+`flags.txt` to --output_dir.
 
   delg-evaluate --dataset_file_path=gnd_roxford5k.pkl --query_features_dir=feats/query \
     --index_features_dir=feats/index --output_dir=results --use_geometric_verification
@@ -13,13 +13,13 @@ hard_after_gv), `metrics.json` (with the configuration scored and the cost of ea
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 from absl import flags, logging
 from tqdm import tqdm
 
+from delg_tf.common.flags_record import serialize_flags, write_flags_record
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 from delg_tf.evaluation import run as evaluation_run
 from delg_tf.retrieval import superglobal as sg
@@ -88,9 +88,7 @@ def main(argv: list[str]) -> None:
         raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     start = time.perf_counter()
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    resolved = {name: FLAGS[name].value for name in _FLAG_NAMES}
-    with open(os.path.join(FLAGS.output_dir, "evaluate_flags.json"), "w") as f:
-        json.dump(resolved, f, indent=2, sort_keys=True)
+    write_flags_record(FLAGS.output_dir, serialize_flags(FLAGS, _FLAG_NAMES))
 
     gt = load_ground_truth(FLAGS.dataset_file_path)
     query_store, index_store = evaluation_run.open_stores(

@@ -19,6 +19,7 @@ import os
 
 from absl import flags, logging
 
+from delg_tf.common.flags_record import write_flags_record
 from delg_tf.export.export_settings import (
     DEFAULT_GLOBAL_SCALES_IND,
     DEFAULT_IMAGE_SCALES,
@@ -85,8 +86,7 @@ def main(argv: list[str]) -> int:
             scale_aggregation="max" if FLAGS.scale_gem else "sum",
         ),
     )
-    with open(os.path.join(FLAGS.export_path, "delg_export_flags.txt"), "w") as f:
-        f.write(FLAGS.flags_into_string())
+    write_flags_record(FLAGS.export_path, FLAGS.flags_into_string())
     logging.info(
         "Exported %s (backbone %s, receptive field %s) to %s; attention threshold %s",
         settings.model_config.get("checkpoint"),

@@ -35,6 +35,7 @@ import sys
 
 from absl import flags, logging
 
+from delg_tf.common.flags_record import write_flags_record
 from delg_tf.export.export_settings import SETTINGS_FILENAME
 from delg_tf.extraction.extractor import (
     ExtractionOptions,
@@ -248,8 +249,7 @@ def main(argv: list[str]) -> int | None:
     except FeatureStoreError as error:
         _fail(str(error))
     with writer:
-        with open(os.path.join(FLAGS.output_features_dir, "extract_flags.txt"), "w") as f:
-            f.write(FLAGS.flags_into_string())
+        write_flags_record(FLAGS.output_features_dir, FLAGS.flags_into_string())
         summary = extract_into_store(
             writer,
             records,

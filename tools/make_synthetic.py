@@ -17,6 +17,7 @@ import time
 
 from absl import app, flags, logging
 
+from delg_tf.common.flags_record import serialize_flags, write_flags_record
 from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
 from delg_tools import cli
 
@@ -50,13 +51,7 @@ def main(argv: list[str]) -> None:
     overrides = {name: FLAGS[name].value for name in _OVERRIDES if FLAGS[name].value is not None}
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     # Only what decides the content, so reruns and copies stay byte-identical.
-    resolved = {
-        "preset": FLAGS.preset,
-        "seed": FLAGS.seed,
-        **overrides,
-    }
-    with open(os.path.join(FLAGS.output_dir, "make_synthetic_flags.json"), "w") as f:
-        json.dump(resolved, f, indent=1)
+    write_flags_record(FLAGS.output_dir, serialize_flags(FLAGS, ["preset", "seed", *overrides]))
     start = time.perf_counter()
     try:
         info = synthetic_landmarks.generate_dataset(

@@ -22,6 +22,8 @@ class Settings:
     demo_image_size: int
     demo_batch_size: int
     demo_num_classes: int
+    demo_embedding_dim: int
+    demo_autoencoder_dim: int
     pipeline_batch_size: int
     pipeline_batches: int
     # JPEGs written for the pipeline and training parts; no flag sets it.

@@ -58,6 +58,14 @@ def trainer_timings(
         backbone=s.demo_backbone if demo else s.backbone,
         image_size=s.demo_image_size if demo else s.image_size,
         batch_size=s.demo_batch_size if demo else s.batch_size,
+        **(
+            {
+                "delg_embedding_layer_dim": s.demo_embedding_dim,
+                "autoencoder_dimensions": s.demo_autoencoder_dim,
+            }
+            if demo
+            else {}
+        ),
         mixed_precision=dtype == "bfloat16",
         summary_images=1,
     )

@@ -70,8 +70,10 @@ def run_training(s: Settings, report: Report, work_dir: str, peaks: dict, cache:
     report.add(
         figure("training.demo.images_per_second", [s.demo_batch_size / t for t in loop],
                "images/s", f"Trainer loop, {s.demo_backbone}, {s.demo_image_size} px, batch "
-               f"{s.demo_batch_size}, {s.demo_num_classes} classes, float32")
+               f"{s.demo_batch_size}, {s.demo_num_classes} classes, heads "
+               f"{s.demo_embedding_dim}/{s.demo_autoencoder_dim}, float32")
     )  # fmt: skip
     add_model_rates(report, "training.demo", timings, s.demo_batch_size,
                     f"{s.demo_backbone}, {s.demo_image_size} px, batch {s.demo_batch_size}, "
-                    f"{s.demo_num_classes} classes, float32")  # fmt: skip
+                    f"{s.demo_num_classes} classes, heads {s.demo_embedding_dim}/"
+                    f"{s.demo_autoencoder_dim}, float32")  # fmt: skip

@@ -19,10 +19,8 @@ import re
 
 from delg_tf.conversion.bad_inputs import BadInput
 from delg_tf.conversion.image_paths import is_within
+from delg_tf.data.image_files import is_image_file
 
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
-)
 _UNSAFE_CHARS = re.compile(r"[^\w.\-]")
 
 
@@ -54,10 +52,6 @@ def image_id_from_relative_path(relative_path: str) -> str:
     return "/".join(_UNSAFE_CHARS.sub("_", part) for part in parts)
 
 
-def _is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
-
-
 def list_image_folder(root: str) -> FolderListing:
     """Lists the images and classes under `root`.
 
@@ -80,7 +74,7 @@ def list_image_folder(root: str) -> FolderListing:
             ignored += 1
         elif entry.is_dir():
             class_names.append(entry.name)
-        elif _is_image_name(entry.name):
+        elif is_image_file(entry.name):
             bad.append(
                 BadInput(
                     image_id_from_relative_path(entry.name), entry.path, "not in a class folder"
@@ -97,7 +91,7 @@ def list_image_folder(root: str) -> FolderListing:
             sub_directories[:] = sorted(d for d in sub_directories if not d.startswith("."))
             for name in sorted(files):
                 path = os.path.join(directory, name)
-                if name.startswith(".") or not _is_image_name(name):
+                if name.startswith(".") or not is_image_file(name):
                     ignored += 1
                     continue
                 image_id = image_id_from_relative_path(os.path.relpath(path, root))

@@ -37,13 +37,14 @@ from delg_tf.common.atomic_files import fsync_file, write_text_atomically
 from delg_tf.conversion import manifest as manifest_lib
 from delg_tf.conversion import worker as conversion_worker
 from delg_tf.conversion.bad_inputs import BadInput, reason_category, write_bad_inputs_csv
+from delg_tf.data.relabeling import RELABELING_FILE
 
 BAD_INPUTS_NAME = "bad_inputs.csv"
 SPLIT_NAMES = ("validation", "train", "test")
 _SHARD_RE = re.compile(r"^(train|validation|test)-\d{5}-of-\d{5}$")
 # Far above any real decode time (Pillow refuses images above ~179 Mpx).
 _IMAGE_TIMEOUT_SECONDS = 600
-_OWN_NAMES = (manifest_lib.MANIFEST_NAME, BAD_INPUTS_NAME, "relabeling.csv")
+_OWN_NAMES = (manifest_lib.MANIFEST_NAME, BAD_INPUTS_NAME, RELABELING_FILE)
 
 
 class ResumeMismatchError(ValueError):

@@ -1,7 +1,8 @@
 """Turns a decoded image into a model input: crop, resize, flip, normalize.
 
 The second stage of decode -> parse -> read. Training follows the official DELF/DELG pipeline
-(delg_reference.md §2.2): an Inception-style random crop from `sample_distorted_bounding_box`
+(`research/delf/delf/python/training/datasets/googlelandmarks.py`): an
+Inception-style random crop from `sample_distorted_bounding_box`
 (whole image as the box, min_object_covered 0.1, aspect [3/4, 4/3], area [0.08, 1], 100 attempts,
 whole image as fallback), resized to `image_size` x `image_size` with `method="area"`, and no flip
 unless asked.

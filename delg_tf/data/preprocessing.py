@@ -7,8 +7,9 @@ in serving. The mode must match how the backbone was pretrained:
 - `"caffe"`: keras.applications ResNet50/101 ImageNet weights. RGB -> BGR, subtract the ImageNet
   mean (B, G, R) = (103.939, 116.779, 123.68), no scaling; identical to
   `keras.applications.imagenet_utils.preprocess_input(x, mode="caffe")`.
-- `"delf"`: (x - 128) / 128 on RGB, the official DELF/DELG convention (delg_reference.md §2.2),
-  for backbones trained from scratch.
+- `"delf"`: (x - 128) / 128 on RGB, the official DELF/DELG convention
+  (`research/delf/delf/python/training/datasets/googlelandmarks.py`), for backbones trained from
+  scratch.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Contiguous class ids and `relabeling.csv`, as the official build_image_dataset.py makes them."""
+"""Contiguous class ids and `relabeling.csv` (its name, writer and reader), as the official
+build_image_dataset.py makes them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import io
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from delg_tf.common.atomic_files import write_text_atomically
+# Written next to the training shards by delg-build-tfrecords; read by delg-train.
+RELABELING_FILE = "relabeling.csv"
 
 T = TypeVar("T", int, str)
 
@@ -34,6 +36,30 @@ def relabeling_csv_text(relabeling: Mapping[T, int]) -> str:
     return buffer.getvalue()
 
 
-def write_relabeling_csv(path: str, relabeling: Mapping[T, int]) -> None:
-    """Writes `relabeling_csv_text(relabeling)` to `path` atomically."""
-    write_text_atomically(path, relabeling_csv_text(relabeling))
+def read_relabeling(path: str) -> int:
+    """Number of classes listed in a `relabeling.csv` (`new_label,old_label`).
+
+    The new labels must be exactly 0..N-1, as `relabeling_csv_text` writes them. Read through
+    `tf.io.gfile` (training data may be on gs://); TensorFlow is imported only here, so the
+    conversion binary that writes the file stays TensorFlow-free.
+
+    Raises:
+      ValueError: on a malformed file, naming the file and the line.
+    """
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "r") as f:
+        rows = list(csv.reader(f))
+    if not rows or [c.strip() for c in rows[0]] != ["new_label", "old_label"]:
+        raise ValueError(f"{path}: expected the header 'new_label,old_label', got {rows[:1]}.")
+    labels = []
+    for line_number, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            labels.append(int(row[0]))
+        except (ValueError, IndexError) as error:
+            raise ValueError(f"{path}:{line_number}: bad new_label {row!r}.") from error
+    if sorted(labels) != list(range(len(labels))):
+        raise ValueError(f"{path}: new_label values are not exactly 0..{len(labels) - 1}.")
+    return len(labels)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+from delg_tf.evaluation.revisited import REPORTED_PROTOCOLS
+
 
 def _percent(value) -> float | None:
     if value is None or not math.isfinite(value):
@@ -33,7 +35,7 @@ def demo_metrics(untrained_json: str, trained_json: str) -> dict:
             data = json.load(f)
         kappas = data.get("kappas", [])
         out[row] = {}
-        for protocol in ("medium", "hard"):
+        for protocol in REPORTED_PROTOCOLS:
             entry = data.get("metrics", {}).get(protocol + suffix)
             if entry is None or len(entry.get("mP@k", [])) != len(kappas):
                 raise ValueError(f"{path}: no complete '{protocol + suffix}' metrics")

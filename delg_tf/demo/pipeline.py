@@ -16,10 +16,11 @@ from delg_tf.demo.paths import Paths
 from delg_tf.demo.presets import PRESET_SETTINGS
 from delg_tf.demo.stages import Stage
 from delg_tf.demo.training_free import comparison_dir, write_training_free_comparison
+from delg_tf.export.export_settings import DEFAULT_GLOBAL_SCALES_IND, DEFAULT_IMAGE_SCALES
 
-# The export's default pyramid (delg_tf.export.export_settings) and its three global scales:
-# the untrained model runs only these, as it is evaluated by global search alone.
-_GLOBAL_SCALES = "0.70710677,1.0,1.4142135"
+# The export's default pyramid restricted to its three global scales: the untrained model runs
+# only these, as it is evaluated by global search alone.
+_GLOBAL_SCALES = ",".join(str(DEFAULT_IMAGE_SCALES[i]) for i in DEFAULT_GLOBAL_SCALES_IND)
 
 
 def _tool(name: str, *args: str) -> list[str]:

@@ -11,9 +11,7 @@ from delg_tf.demo.metrics import demo_metrics, learning_checks
 from delg_tf.demo.paths import Paths
 from delg_tf.demo.stages import StageTime
 from delg_tf.demo.training_free import comparison_section
-
-# The k of the mP@k columns (delg-evaluate's default kappas).
-KAPPAS = (1, 5, 10)
+from delg_tf.evaluation.revisited import DEFAULT_KAPPAS
 
 
 def write_demo_report(
@@ -71,7 +69,7 @@ def write_demo_report(
     text = report.render_report(
         paths.output_dir,
         metrics,
-        KAPPAS,
+        DEFAULT_KAPPAS,
         figures,
         stage_seconds,
         setup,
@@ -79,4 +77,4 @@ def write_demo_report(
     )
     text += comparison_section(paths)
     report.write_report(os.path.join(paths.output_dir, "report.md"), text)
-    return metrics, report.text_table(metrics, KAPPAS)
+    return metrics, report.text_table(metrics, DEFAULT_KAPPAS)

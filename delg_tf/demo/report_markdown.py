@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from delg_tf.common.atomic_files import write_text_atomically
+from delg_tf.evaluation.revisited import REPORTED_PROTOCOLS
 
-PROTOCOLS = ("medium", "hard")
+PROTOCOLS = REPORTED_PROTOCOLS
 # Attention heatmaps the demo report shows (the query and its first results).
 ATTENTION_IMAGES = 3
 

@@ -1,7 +1,6 @@
 """Rebuilds a trained DelgModel from a training checkpoint, without importing delg_tf.training.
 
-The training logdir contract: `<logdir>/model_config.json` holds `model.get_config()`, and
-`<logdir>/checkpoints/` holds `tf.train.Checkpoint(model=..., optimizer=..., step=...)` files.
+The training logdir contract (`model_config.json`, `checkpoints/`) is `delg_tf.common.logdir`.
 """
 
 from __future__ import annotations
@@ -14,11 +13,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from delg_tf.common import logdir
 from delg_tf.models import DelgModel
 from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
 
-MODEL_CONFIG_FILE = "model_config.json"
-CHECKPOINT_SUBDIR = "checkpoints"
 COMPUTE_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
 
@@ -36,30 +34,18 @@ def resolve_checkpoint(ckpt_path: str) -> tuple[str, str]:
       FileNotFoundError: naming the path, when no checkpoint or no model_config.json is found.
     """
     ckpt_path = os.fspath(ckpt_path).rstrip("/")
-    if tf.io.gfile.exists(ckpt_path + ".index"):
-        prefix = ckpt_path
-    else:
-        prefix = None
-        for directory in (os.path.join(ckpt_path, CHECKPOINT_SUBDIR), ckpt_path):
-            if tf.io.gfile.isdir(directory):
-                prefix = tf.train.latest_checkpoint(directory)
-                if prefix:
-                    break
-        if not prefix:
-            raise FileNotFoundError(
-                f"--ckpt_path {ckpt_path!r}: no checkpoint found (expected a prefix with a "
-                f".index file, or a training logdir with {CHECKPOINT_SUBDIR}/checkpoint)"
-            )
-    ckpt_dir = os.path.dirname(prefix)
-    for candidate in (
-        os.path.join(ckpt_dir, MODEL_CONFIG_FILE),
-        os.path.join(os.path.dirname(ckpt_dir), MODEL_CONFIG_FILE),
-    ):
-        if tf.io.gfile.exists(candidate):
-            return prefix, candidate
+    prefix = logdir.latest_checkpoint(ckpt_path)
+    if not prefix:
+        raise FileNotFoundError(
+            f"--ckpt_path {ckpt_path!r}: no checkpoint found (expected a prefix with a "
+            f".index file, or a training logdir with {logdir.CHECKPOINT_DIR}/checkpoint)"
+        )
+    config_path = logdir.model_config_path(prefix)
+    if config_path:
+        return prefix, config_path
     raise FileNotFoundError(
-        f"--ckpt_path {ckpt_path!r}: no {MODEL_CONFIG_FILE} next to checkpoint {prefix} or in "
-        "its logdir"
+        f"--ckpt_path {ckpt_path!r}: no {logdir.MODEL_CONFIG_FILE} next to checkpoint {prefix} "
+        "or in its logdir"
     )
 
 
@@ -94,10 +80,7 @@ def build_model(config: dict[str, Any], compute_dtype: str = "float32") -> DelgM
         raise ValueError(
             f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}"
         )
-    config = dict(config)
-    config.pop("dtype", None)  # the export's compute dtype is chosen here, not by training
-    config["backbone_weights"] = None  # the checkpoint holds the weights
-    config["synchronized_bn"] = False
+    config = logdir.inference_model_config(config)  # the compute dtype is chosen here
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(COMPUTE_DTYPES[compute_dtype])
     try:

@@ -23,7 +23,7 @@ from delg_tf.export.global_pooling import GlobalPooling
 SETTINGS_FILENAME = "delg_export_settings.json"
 FORMAT_VERSION = 1
 
-# Official DELG extraction configs (delg_reference.md §4).
+# Official DELG extraction configs (`delg/r50delg_gldv2clean_config.pbtxt`, `delf_config.proto`).
 DEFAULT_IMAGE_SCALES = (0.25, 0.35355338, 0.5, 0.70710677, 1.0, 1.4142135, 2.0)
 DEFAULT_GLOBAL_SCALES_IND = (3, 4, 5)
 DEFAULT_MAX_FEATURE_NUM = 1000

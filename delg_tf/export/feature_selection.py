@@ -2,7 +2,7 @@
 
 This is what the official export does with `non_max_suppression(iou=1.0)`: at IoU 1.0 nothing is
 suppressed, so the selection is a threshold followed by the `max_feature_num` highest scores,
-sorted by score (delg_reference.md §3.1, §10 item 8).
+sorted by score (`training/model/export_local_and_global_model.py`).
 """
 
 from __future__ import annotations

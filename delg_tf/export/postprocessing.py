@@ -1,6 +1,6 @@
 """What a user wants from the raw official outputs: keypoints, unit descriptors, one global vector.
 
-The official extractor does this in numpy after the SavedModel (delg_reference.md §3.3); the named
+The official extractor does this in numpy after the SavedModel (`examples/extractor.py`); the named
 convenience signatures and our extractor share these functions so the two cannot drift apart.
 """
 

@@ -96,7 +96,7 @@ def extract_with_beam(
       job: The run's `PartJob` (its record gains the part size and the image list's digest).
       images_per_part: Records per part (the unit of work and of a Beam retry).
       pipeline_args: Beam pipeline options (see `run_pipeline`).
-      flags_text: The binary's resolved flags, written to extract_flags.txt once the record is
+      flags_text: The binary's resolved flags, written to flags.txt once the record is
         accepted (a refused run leaves the running store's file alone).
 
     Returns:
@@ -112,7 +112,7 @@ def extract_with_beam(
     if flags_text is not None:
         import tensorflow as tf
 
-        with tf.io.gfile.GFile(store_parts.join(job.output_dir, "extract_flags.txt"), "w") as f:
+        with tf.io.gfile.GFile(store_parts.join(job.output_dir, "flags.txt"), "w") as f:
             f.write(flags_text)
     store_parts.write_plan(job.output_dir, parts)
     run_pipeline(model_path, options, job, [name for name, _ in parts], pipeline_args)

@@ -1,6 +1,7 @@
 """Which images to extract, and how each is loaded: folder, list, or Revisited Oxford/Paris.
 
-Loading follows the official DELG extraction (delg_reference.md §3.3, §4): PIL decode to RGB
+Loading follows the official DELG extraction (`delg/extract_features.py`, `examples/extractor.py`,
+`utils.py` in research/delf/delf/python): PIL decode to RGB
 (turned upright by its EXIF orientation tag first, which the official code ignores),
 queries cropped to their `bbx` (rounded to integers), then a bilinear resize so the longest side is
 at most `max_image_size * resize_factor`, where a query's resize_factor is
@@ -18,9 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from delg_tf.data.image_files import IMAGE_EXTENSIONS
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MIN_IMAGE_SIDE = 10  # the official extractor gives up on images smaller than this
 
 

@@ -17,8 +17,8 @@ _ACOS_CLIP = 1e-7
 def arcface_cosine_with_margin(cosine: tf.Tensor, labels: tf.Tensor, margin: float) -> tf.Tensor:
     """Applies the ArcFace margin to the true-class cosines.
 
-    For the true class only, and only where ``theta = acos(cos) <= pi - margin``, the cosine is
-    replaced by ``cos(theta + margin)``; every other entry is returned unchanged.
+    For the true class only, and only where `theta = acos(cos) <= pi - margin`, the cosine is
+    replaced by `cos(theta + margin)`; every other entry is returned unchanged.
 
     Args:
         cosine: [B, N] float32 (or float64) cosines.
@@ -42,9 +42,9 @@ def arcface_cosine_with_margin(cosine: tf.Tensor, labels: tf.Tensor, margin: flo
 
 
 def inverse_column_norms(weights: tf.Tensor) -> tf.Tensor:
-    """[D, N] -> [N] ``1 / ||weights[:, c]||``, eps-safe like ``tf.math.l2_normalize``.
+    """[D, N] -> [N] `1 / ||weights[:, c]||`, eps-safe like `tf.math.l2_normalize`.
 
-    ``rsqrt(max(sum of squares, 1e-12))``, so an all-zero column gives a finite 1e6, not inf.
+    `rsqrt(max(sum of squares, 1e-12))`, so an all-zero column gives a finite 1e6, not inf.
     """
     square_sum = tf.reduce_sum(tf.square(weights), axis=0)
     return tf.math.rsqrt(tf.maximum(square_sum, tf.cast(1e-12, weights.dtype)))
@@ -54,8 +54,8 @@ def inverse_column_norms(weights: tf.Tensor) -> tf.Tensor:
 class ArcFace(keras.layers.Layer):
     """Cosine classifier with class weights normalized per class and an ArcFace margin.
 
-    ``logits = s * cos`` with ``cos = l2n(x) . l2n(W[:, c])``; with labels and
-    ``training=True`` the margin is applied to the true class. Without labels or at
+    `logits = s * cos` with `cos = l2n(x) . l2n(W[:, c])`; with labels and
+    `training=True` the margin is applied to the true class. Without labels or at
     validation the logits are plain scaled cosines. Computes in float32 (its default dtype).
 
     Args:
@@ -108,10 +108,10 @@ class ArcFace(keras.layers.Layer):
     def cosine(self, embeddings: tf.Tensor) -> tf.Tensor:
         """[B, D] -> [B, N] float32 cosines between embeddings and class weights.
 
-        Computed as ``(l2n(x) @ W) * (1 / ||W[:, c]||)``: equal to ``l2n(x) @ l2n(W)`` but
+        Computed as `(l2n(x) @ W) * (1 / ||W[:, c]||)`: equal to `l2n(x) @ l2n(W)` but
         never materialises a normalised [D, N] copy of W (at N = 81313 that copy and its
         backward cost ~13% of a training step and GBs of transient memory). The inverse
-        norms use the same eps as ``tf.math.l2_normalize``.
+        norms use the same eps as `tf.math.l2_normalize`.
         """
         x = tf.math.l2_normalize(tf.cast(embeddings, self.compute_dtype), axis=1)
         w = tf.cast(self.kernel, self.compute_dtype)

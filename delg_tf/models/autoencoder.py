@@ -17,7 +17,7 @@ class Autoencoder(keras.layers.Layer):
         features: [B, h, w, C].
 
     Returns:
-        Tuple ``(reduced [B, h, w, d], reconstruction [B, h, w, C])``.
+        Tuple `(reduced [B, h, w, d], reconstruction [B, h, w, C])`.
     """
 
     def __init__(self, reduced_dim: int = 128, expanded_dim: int = 1024, **kwargs):

@@ -10,11 +10,11 @@ from delg_tf.models.precision import head_dtype
 
 @keras.saving.register_keras_serializable(package="delg_tf")
 class GeMPooling(keras.layers.Layer):
-    """GeM pooling: ``mean_{h,w}(max(x, eps)^p)^(1/p)`` over axes 1 and 2.
+    """GeM pooling: `mean_{h,w}(max(x, eps)^p)^(1/p)` over axes 1 and 2.
 
     p = 3 is fixed by default, as in the official DELG (a learned p tends to drift to 1 with
-    ArcFace + whitening). With ``trainable_power=True`` p is a variable kept in
-    ``[min_power, max_power]`` (a constraint after each update and a clip in the forward pass).
+    ArcFace + whitening). With `trainable_power=True` p is a variable kept in
+    `[min_power, max_power]` (a constraint after each update and a clip in the forward pass).
     The computation runs in float32 (this layer's default dtype; float64 under a float64
     policy) and divides by the spatial maximum first, so large p does not overflow; the value
     is unchanged, since GeM is positively homogeneous.

@@ -9,7 +9,7 @@ from delg_tf.models.gem_pooling import GeMPooling
 
 @keras.saving.register_keras_serializable(package="delg_tf")
 class GlobalHead(keras.layers.Layer):
-    """GeM over conv5 followed by ``Dense(embedding_dim)`` with bias (linear, Glorot init).
+    """GeM over conv5 followed by `Dense(embedding_dim)` with bias (linear, Glorot init).
 
     The output is not L2-normalized: extraction normalizes it, and ArcFace normalizes its
     input (as the official code).

@@ -1,17 +1,17 @@
 """Receptive-field parameters computed from the layers of a Keras functional graph.
 
-A feature at integer index ``i`` (along one spatial axis) of a map with receptive field
-``(size, stride, padding)`` sees the input pixels ``[i * stride - padding,
-i * stride - padding + size - 1]``; its centre is ``i * stride - padding + (size - 1) / 2``.
+A feature at integer index `i` (along one spatial axis) of a map with receptive field
+`(size, stride, padding)` sees the input pixels `[i * stride - padding,
+i * stride - padding + size - 1]`; its centre is `i * stride - padding + (size - 1) / 2`.
 These are the three numbers DELF/DELG export uses to place keypoints (official R50: 291, 32, 145).
 
 Composition rules (Araujo, Norris, Sim, "Computing Receptive Fields of Convolutional Neural
-Networks", Distill 2019), for a layer with kernel ``k``, stride ``s`` and left padding ``p``
-applied to a map with ``(r, S, P)``::
+Networks", Distill 2019), for a layer with kernel `k`, stride `s` and left padding `p`
+applied to a map with `(r, S, P)`:
 
     r' = r + (k - 1) * S,   S' = S * s,   P' = P + p * S
 
-At a merge (``Add``, ``Concatenate``, ...) every branch must have the same stride; the merged
+At a merge (`Add`, `Concatenate`, ...) every branch must have the same stride; the merged
 field is the union of the branch fields.
 """
 
@@ -30,7 +30,7 @@ class ReceptiveField:
         size: Receptive-field size in input pixels.
         stride: Distance in input pixels between neighbouring features.
         padding: Input pixels to the left/top of feature 0's field start (its field starts at
-            ``-padding``).
+            `-padding`).
     """
 
     size: int
@@ -46,7 +46,7 @@ class ReceptiveField:
         )
 
     def centers(self, num: int) -> list[float]:
-        """Centres in input pixels of the first ``num`` features along this axis."""
+        """Centres in input pixels of the first `num` features along this axis."""
         return [i * self.stride - self.padding + (self.size - 1) / 2.0 for i in range(num)]
 
 
@@ -142,7 +142,7 @@ def compute_receptive_field(model: keras.Model, output_name: str) -> ReceptiveFi
     Args:
         model: A built Keras functional model with a single image input [B, H, W, C] and a
             dict of outputs.
-        output_name: Key of the output feature map in ``model.output``.
+        output_name: Key of the output feature map in `model.output`.
 
     Returns:
         The field of that output. Height and width must agree.

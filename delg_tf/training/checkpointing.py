@@ -1,17 +1,9 @@
 """Checkpoints and the files a run leaves in its logdir.
 
-The logdir contract (the export tool relies on it and must not import this package):
-
-- `<logdir>/model_config.json`: `model.get_config()`, written at start, with `backbone_weights`
-  set to None (export must not try to reload ImageNet weights) and `synchronized_bn` False
-  (inference has no replicas to synchronise).
-- `<logdir>/checkpoints/`: a `tf.train.CheckpointManager` over
-  `tf.train.Checkpoint(model=model, optimizer=optimizer, step=step[, iterator=iterator])`.
-  Export rebuilds `DelgModel.from_config(config)`, calls it once on a small input, and runs
-  `tf.train.Checkpoint(model=model).read(tf.train.latest_checkpoint(<logdir>/checkpoints))
-  .expect_partial()`.
-- `<logdir>/train_config.json`: the resolved `TrainConfig` (a resumed run must keep its
-  `MODEL_FIELDS`); `<logdir>/flags.txt`: the flags, in a form `--flagfile` accepts.
+The logdir contract the export tool reads (`model_config.json`, `checkpoints/`) is
+`delg_tf.common.logdir`; this module adds the files only training reads back:
+`<logdir>/train_config.json`, the resolved `TrainConfig` (a resumed run must keep its
+`MODEL_FIELDS`), and `<logdir>/flags.txt`, the flags in a form `--flagfile` accepts.
 
 Crash safety comes from TF's checkpoint protocol: the data and index files are written first and
 the `checkpoint` state file is replaced atomically afterwards, so a kill -9 at any moment leaves
@@ -29,14 +21,14 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common.flags_record import FLAGS_RECORD
+from delg_tf.common.logdir import MODEL_CONFIG_FILE, inference_model_config
 from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import FlagError
 
-CHECKPOINT_DIR = "checkpoints"
-MODEL_CONFIG_FILE = "model_config.json"
 TRAIN_CONFIG_FILE = "train_config.json"
-FLAGS_FILE = "flags.txt"
+FLAGS_FILE = FLAGS_RECORD  # through tf.io.gfile below: a logdir may be on gs://
 # TrainConfig fields that define the model; a resumed run must not change them.
 MODEL_FIELDS = (
     "backbone",
@@ -61,50 +53,10 @@ def write_text_atomically(path: str, text: str) -> None:
     tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
-def checkpoint_dir(logdir: str) -> str:
-    return os.path.join(logdir, CHECKPOINT_DIR)
-
-
-def latest_checkpoint(logdir_or_prefix: str) -> str | None:
-    """The newest checkpoint prefix for a logdir, a checkpoint directory, or a prefix itself.
-
-    Args:
-      logdir_or_prefix: a training logdir, its `checkpoints/` directory, or a checkpoint prefix
-        such as `<logdir>/checkpoints/ckpt-1000`.
-
-    Returns:
-      A checkpoint prefix, or None if there is none.
-    """
-    if tf.io.gfile.exists(logdir_or_prefix + ".index"):
-        return logdir_or_prefix
-    for directory in (checkpoint_dir(logdir_or_prefix), logdir_or_prefix):
-        if tf.io.gfile.isdir(directory):
-            prefix = tf.train.latest_checkpoint(directory)
-            if prefix:
-                return prefix
-    return None
-
-
-def export_model_config(model_config: dict) -> dict:
-    """The model config as export needs it: no ImageNet reload, no cross-replica BatchNorm.
-
-    The dtype policy is dropped too: sub-layers take the global Keras policy when built, so a
-    model trained with `mixed_bfloat16` is rebuilt in whatever policy the exporter sets
-    (float32 by default); the weights are float32 either way.
-    """
-    config = dict(model_config)
-    config.pop("dtype", None)
-    if "backbone_weights" in config:
-        config["backbone_weights"] = None
-    if "synchronized_bn" in config:
-        config["synchronized_bn"] = False
-    return config
-
-
 def write_model_config(model_config: dict, logdir: str) -> str:
-    """Writes `export_model_config(model_config)` to `<logdir>/model_config.json` atomically."""
+    """Writes `inference_model_config(model_config)` to `<logdir>/model_config.json` atomically."""
     path = os.path.join(logdir, MODEL_CONFIG_FILE)
-    write_text_atomically(path, json.dumps(export_model_config(model_config), indent=2))
+    write_text_atomically(path, json.dumps(inference_model_config(model_config), indent=2))
     return path
 
 

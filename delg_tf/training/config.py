@@ -2,8 +2,8 @@
 
 `tools/train.py` turns flags into a `TrainConfig`; everything under `delg_tf/training/` reads
 only this dataclass, so the loop can be driven from tests and other tools without absl.
-The field names are the official `train.py` flag names where one exists
-(delg_reference.md §2.4).
+The field names are the official flag names where one exists
+(`research/delf/delf/python/training/train.py`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The official DELG learning-rate schedule: linear decay from `initial_lr` to 0 at `max_iters`.
 
 `lr(step) = initial_lr * (1 - step / max_iters)`, clamped at 0 past `max_iters`, with no warm-up
-(delg_reference.md §2.3). The official code assigns it from Python every step; here it is a
+(`research/delf/delf/python/training/train.py`).
+The official code assigns it from Python every step; here it is a
 Keras schedule evaluated on the optimizer's iteration counter, so it runs inside the compiled
 multi-step loop and resumes with the checkpointed optimizer.
 """

@@ -44,8 +44,8 @@ def delg_losses(
     """Computes the DELG loss terms for one replica's share of a batch.
 
     Args:
-        outputs: ``DelgModel`` outputs; uses ``attention_logits`` [B, N] and, when present,
-            ``reconstruction`` and ``local_features`` [B, h, w, C] (S' and its target S).
+        outputs: `DelgModel` outputs; uses `attention_logits` [B, N] and, when present,
+            `reconstruction` and `local_features` [B, h, w, C] (S' and its target S).
         global_logits: [B, N] ArcFace logits (with the margin, at training).
         labels: [B] integer class ids.
         global_batch_size: Examples in the global batch (all replicas).
@@ -53,8 +53,8 @@ def delg_losses(
         reconstruction_loss_weight: Weight of the reconstruction MSE (10.0 officially).
 
     Returns:
-        Dict of float32 scalars (float64 for float64 inputs): ``total``, ``global_ce``,
-        ``attention_ce``, ``reconstruction_mse`` (unweighted terms, each divided by the global
+        Dict of float32 scalars (float64 for float64 inputs): `total`, `global_ce`,
+        `attention_ce`, `reconstruction_mse` (unweighted terms, each divided by the global
         batch size).
     """
     global_ce = _sum_over_batch(

@@ -13,19 +13,18 @@ A bad flag should cost seconds, not the minutes of building a model and tracing 
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 
 import tensorflow as tf
 
-from delg_tf.data import example_schema, reader
+from delg_tf.data import example_schema, reader, relabeling
+from delg_tf.data.relabeling import RELABELING_FILE
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import FlagError
 
-RELABELING_FILE = "relabeling.csv"
-
-# Class counts of the official `--dataset_version` values (delg_reference.md §2.1).
+# Class counts of the official `--dataset_version` values (`GoogleLandmarksInfo`
+# in `research/delf/delf/python/training/datasets/googlelandmarks.py`).
 DATASET_NUM_CLASSES = {"gld_v1": 14951, "gld_v2": 203094, "gld_v2_clean": 81313}
 
 
@@ -44,28 +43,11 @@ def match_files(flag_name: str, pattern: str) -> list[str]:
 
 
 def read_relabeling(path: str) -> int:
-    """Number of classes listed in a `relabeling.csv` (`new_label,old_label`).
-
-    The new labels must be exactly 0..N-1, as `delg-build-tfrecords` writes them.
-
-    Raises:
-      FlagError: on a malformed file, naming the file and the line.
-    """
-    with tf.io.gfile.GFile(path, "r") as f:
-        rows = list(csv.reader(f))
-    if not rows or [c.strip() for c in rows[0]] != ["new_label", "old_label"]:
-        raise FlagError(f"{path}: expected the header 'new_label,old_label', got {rows[:1]}.")
-    labels = []
-    for line_number, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        try:
-            labels.append(int(row[0]))
-        except (ValueError, IndexError) as error:
-            raise FlagError(f"{path}:{line_number}: bad new_label {row!r}.") from error
-    if sorted(labels) != list(range(len(labels))):
-        raise FlagError(f"{path}: new_label values are not exactly 0..{len(labels) - 1}.")
-    return len(labels)
+    """`relabeling.read_relabeling`, its error raised as a `FlagError` (it names the file)."""
+    try:
+        return relabeling.read_relabeling(path)
+    except ValueError as error:
+        raise FlagError(str(error)) from error
 
 
 def relabeling_path(train_file_pattern: str) -> str:

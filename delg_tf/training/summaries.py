@@ -32,7 +32,7 @@ SUMMARY_DIR = "train_logs"  # the official train.py's writer directory
 METRICS_FILE = "metrics.jsonl"
 
 # TensorBoard tags of the per-step scalars, keyed by the names the training step returns. The
-# loss tags are the official ones (delg_reference.md §2.3).
+# loss tags are the official ones (`research/delf/delf/python/training/train.py`).
 SCALAR_TAGS = {
     "total": "loss/total",
     "global_ce": "loss/desc/crossentropy",

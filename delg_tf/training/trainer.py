@@ -6,7 +6,8 @@ One code path for every tf.distribute strategy. Each piece has its own file:
 (validation accuracy), `reporting` (console, TensorBoard, metrics.jsonl) and `checkpointing`
 (the logdir's files). This file decides when each happens.
 
-Deviations from the official `train.py` (delg_reference.md §2.3), each deliberate: gradients
+Deviations from the official `research/delf/delf/python/training/train.py`, each
+deliberate: gradients
 are clipped after the all-reduce, and bad labels or a NaN/Inf loss stop the run unsaved (both
 in `train_step`); the ImageNet backbone weights are loaded when the model is built, before step
 0 (the official code ran one step with a random backbone first, so its heads and momentum kept
@@ -24,41 +25,24 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common import logdir
 from delg_tf.training import checkpointing, init_checkpoint, logdir_lock, preflight
-from delg_tf.training.checkpointing import MODEL_FIELDS
 from delg_tf.training.config import TrainConfig
-from delg_tf.training.errors import LabelRangeError, NonFiniteLossError, TrainingError
+from delg_tf.training.errors import (
+    NonFiniteLossError,
+    TrainingError,  # noqa: F401  (delg-train catches it here)
+)
 from delg_tf.training.evaluation import Validation
 from delg_tf.training.inputs import TrainingInput, validation_dataset
-from delg_tf.training.optimizer import build_optimizer
 from delg_tf.training.preemption import StopRequest
 from delg_tf.training.reporting import ProgressReport
 from delg_tf.training.strategy import build_strategy, is_chief, worker_write_dir
 from delg_tf.training.train_step import (
-    CHECKED_TERMS,
-    SCALARS,
     ChunkResult,
     TrainSteps,
     raise_if_unhealthy,
 )
-from delg_tf.training.training_state import build_training_state, model_kwargs
-
-# Names other modules import from here; they are defined in the files above.
-__all__ = [
-    "CHECKED_TERMS",
-    "MODEL_FIELDS",
-    "SCALARS",
-    "ChunkResult",
-    "LabelRangeError",
-    "NonFiniteLossError",
-    "TrainResult",
-    "Trainer",
-    "TrainingError",
-    "build_optimizer",
-    "model_kwargs",
-    "train",
-    "weights_digest",
-]
+from delg_tf.training.training_state import build_training_state
 
 
 @dataclasses.dataclass
@@ -127,7 +111,7 @@ class Trainer:
                 f"--batch_size={config.batch_size} is not divisible by the {replicas} replicas."
             )
         self.per_replica_batch = config.batch_size // replicas
-        checkpoint_dir = checkpointing.checkpoint_dir(config.logdir)
+        checkpoint_dir = logdir.checkpoint_dir(config.logdir)
         resuming = tf.train.get_checkpoint_state(checkpoint_dir) is not None
         init_source = None
         if config.init_checkpoint:

@@ -85,7 +85,7 @@ def build_training_state(
         model.build((None, config.image_size, config.image_size, 3))
         optimizer = build_optimizer(config)
         # Built inside the scope: slot variables created lazily in the first step fail under
-        # MirroredStrategy (environment.md §4, pitfall 1).
+        # MirroredStrategy ("You must feed a value for placeholder tensor ..." on step 1).
         optimizer.build(model.trainable_variables)
         step = tf.Variable(
             0,

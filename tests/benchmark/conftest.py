@@ -3,6 +3,7 @@
 import pytest
 
 from delg_tf.benchmark.settings import Settings, quick
+from delg_tf.export.export_settings import DEFAULT_IMAGE_SCALES
 from tests.helpers.training_records import (  # noqa: F401  (the training-loop timings)
     make_config,
     separate_collective_keys,
@@ -20,14 +21,16 @@ def default_settings() -> Settings:
         backbone="resnet50",
         steps_per_run=2,
         demo_backbone="resnet_tiny",
-        demo_image_size=224,
-        demo_batch_size=16,
+        demo_image_size=128,
+        demo_batch_size=32,
         demo_num_classes=150,
+        demo_embedding_dim=128,
+        demo_autoencoder_dim=64,
         pipeline_batch_size=32,
         pipeline_batches=8,
         pipeline_jpeg_shape=(600, 800),
         extraction_shape=(768, 1024),
-        extraction_scales=(0.25, 0.3536, 0.5, 0.7071, 1.0, 1.4142, 2.0),
+        extraction_scales=DEFAULT_IMAGE_SCALES,
         extraction_dtypes=("float32", "bfloat16"),
         num_candidates=100,
         num_local_features=1000,

@@ -6,9 +6,10 @@ import os
 import pytest
 
 from delg_tf.demo.paths import Paths
-from delg_tf.demo.report import KAPPAS, write_demo_report
+from delg_tf.demo.report import write_demo_report
 from delg_tf.demo.report_markdown import text_table
 from delg_tf.demo.stages import StageTime
+from delg_tf.evaluation.revisited import DEFAULT_KAPPAS as KAPPAS
 
 
 def _protocol(map_value):

@@ -6,7 +6,8 @@ from delg_tf.models.receptive_field import ReceptiveField
 
 
 def test_official_anchor_1x2_map():
-    # delg_reference.md §3.3: rf 291, stride 32, padding 145, 1x2 map.
+    # The values the official export hard-codes (`export_local_and_global_model.py`):
+    # rf 291, stride 32, padding 145.
     boxes = receptive_boxes(1, 2, ReceptiveField(size=291, stride=32, padding=145))
     np.testing.assert_array_equal(boxes.numpy(), [[-145, -145, 145, 145], [-145, -113, 145, 177]])
 

@@ -2,12 +2,12 @@
 
 import math
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from delg_tf.models import ArcFace
 from delg_tf.models.arcface import arcface_cosine_with_margin
+from tests.helpers.layer_harness import check_layer
 
 SCALE, MARGIN = 45.25, 0.1
 
@@ -108,14 +108,16 @@ def test_scale_fixed_by_default_and_learnable_as_option():
     np.testing.assert_allclose(fixed(x), 45.25 * fixed.cosine(x), rtol=1e-6)
 
 
-def test_serialization_round_trip():
-    layer = ArcFace(7, scale=30.0, margin=0.2, scale_trainable=True, name="arc")
+def test_serialization_round_trip_and_mixed_precision():
     x = np.random.default_rng(3).normal(size=(2, 6)).astype(np.float32)
-    expected = layer(x, labels=np.array([1, 2]), training=True)
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert clone.get_config() == layer.get_config()
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(clone(x, labels=np.array([1, 2]), training=True), expected)
+    for training in (True, False):
+        check_layer(
+            lambda: ArcFace(7, scale=30.0, margin=0.2, scale_trainable=True, name="arc"),
+            [x],
+            {"labels": np.array([1, 2]), "training": training},
+            atol=1e-5,
+            mixed_compute_dtype="float32",  # head_dtype(): the cosines stay float32
+        )
 
 
 def test_scaled_matmul_equals_normalising_the_weights_first():

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from delg_tf.models import GeMPooling
+from tests.helpers.layer_harness import check_layer
 
 
 def test_official_anchor():
@@ -57,10 +58,11 @@ def test_fixed_power_has_no_variable_and_trainable_power_is_clamped():
         GeMPooling(power=20.0, trainable_power=True)
 
 
-def test_serialization_round_trip():
-    layer = GeMPooling(power=4.0, trainable_power=True, min_power=2.0, max_power=8.0, name="g")
+def test_serialization_round_trip_and_mixed_precision():
     x = np.random.default_rng(2).uniform(0.0, 3.0, size=(2, 3, 3, 4)).astype(np.float32)
-    expected = layer(x)
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert clone.get_config() == layer.get_config()
-    np.testing.assert_allclose(clone(x), expected, rtol=1e-6)
+    check_layer(
+        lambda: GeMPooling(power=4.0, trainable_power=True, min_power=2.0, max_power=8.0, name="g"),
+        [x],
+        mixed_compute_dtype="float32",  # head_dtype(): precision-sensitive, float32 on purpose
+    )
+    check_layer(lambda: GeMPooling(power=3.0, name="fixed"), [x], mixed_compute_dtype="float32")

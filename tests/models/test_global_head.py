@@ -1,9 +1,9 @@
 """Global head: GeM over conv5 then a linear whitening layer with bias."""
 
-import keras
 import numpy as np
 
 from delg_tf.models import GeMPooling, GlobalHead
+from tests.helpers.layer_harness import check_layer
 
 
 def test_global_head_is_gem_then_dense_with_bias():
@@ -22,11 +22,8 @@ def test_global_head_is_gem_then_dense_with_bias():
     assert isinstance(head.pool, GeMPooling) and head.pool.power == 3.0
 
 
-def test_serialization_round_trip():
-    head = GlobalHead(embedding_dim=5, gem_power=2.5, gem_trainable=True, name="gh")
+def test_serialization_round_trip_and_mixed_precision():
     conv5 = np.random.default_rng(1).uniform(size=(2, 2, 2, 3)).astype(np.float32)
-    expected = head(conv5)
-    clone = keras.layers.deserialize(keras.layers.serialize(head))
-    assert clone.get_config() == head.get_config()
-    clone.set_weights(head.get_weights())
-    np.testing.assert_allclose(clone(conv5), expected, rtol=1e-6)
+    check_layer(
+        lambda: GlobalHead(embedding_dim=5, gem_power=2.5, gem_trainable=True, name="gh"), [conv5]
+    )

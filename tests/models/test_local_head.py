@@ -1,12 +1,12 @@
 """Autoencoder, attention and local head: wiring, values and serialization."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from delg_tf.models import Attention, Autoencoder, LocalHead
 from delg_tf.models.local_head import attention_pool
+from tests.helpers.layer_harness import check_layer
 
 RNG = np.random.default_rng(0)
 S = RNG.normal(size=(2, 3, 4, 8)).astype(np.float32)
@@ -88,24 +88,17 @@ def test_local_head_wiring_with_and_without_autoencoder():
 
 
 @pytest.mark.parametrize(
-    "layer",
+    "make_layer",
     [
-        Autoencoder(5, 8, name="ae"),
-        Attention(6, synchronized_bn=True, name="att"),
-        LocalHead(3, 8, autoencoder_dim=5, attention_filters=6, name="lh"),
-        LocalHead(3, 8, use_autoencoder=False, attention_filters=6, name="lh2"),
-        LocalHead(3, 8, autoencoder_dim=5, attention_wiring="pre_2021", name="lh3"),
+        lambda: Autoencoder(5, 8, name="ae"),
+        lambda: Attention(6, synchronized_bn=True, name="att"),
+        lambda: LocalHead(3, 8, autoencoder_dim=5, attention_filters=6, name="lh"),
+        lambda: LocalHead(3, 8, use_autoencoder=False, attention_filters=6, name="lh2"),
+        lambda: LocalHead(3, 8, autoencoder_dim=5, attention_wiring="pre_2021", name="lh3"),
     ],
 )
-def test_serialization_round_trip(layer):
-    expected = keras.tree.flatten(layer(S, training=False))
-    clone = keras.layers.deserialize(keras.layers.serialize(layer))
-    assert clone.get_config() == layer.get_config()
-    if not clone.built:
-        clone.build(S.shape)
-    clone.set_weights(layer.get_weights())
-    for a, b in zip(keras.tree.flatten(clone(S, training=False)), expected, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+def test_serialization_round_trip_and_mixed_precision(make_layer):
+    check_layer(make_layer, [S], {"training": False})
 
 
 def test_training_mode_updates_attention_batch_norm_statistics():

@@ -20,7 +20,7 @@ def test_delg_export_binary(tmp_path):
     settings = read_settings(str(export_path))
     assert settings.image_scales == [0.5, 1.0] and settings.global_scales_ind == [1]
     assert settings.attention_threshold == 1.5
-    assert "--ckpt_path" in (export_path / "delg_export_flags.txt").read_text()
+    assert "--ckpt_path" in (export_path / "flags.txt").read_text()
     local = tf.saved_model.load(str(export_path)).signatures["extract_local"]
     out = local(input_image=tf.zeros([64, 64, 3], tf.uint8))
     assert out["descriptors"].shape[1] == 8

@@ -44,7 +44,7 @@ def test_revisited_queries_are_cropped_and_located_in_crop_pixels(tmp_path):
     assert len(locations) > 0
     assert np.all((locations[:, 0] > 8) & (locations[:, 0] < 40)), locations
     assert np.all((locations[:, 1] > 4) & (locations[:, 1] < 68)), locations
-    assert os.path.exists(os.path.join(out, "extract_flags.txt"))
+    assert os.path.exists(os.path.join(out, "flags.txt"))
 
     index_out = str(tmp_path / "index_features")
     result = run_tool(f"--model_path={model}", f"--dataset_file_path={gnd}",
@@ -141,7 +141,7 @@ def test_resume_with_another_export_or_setting_is_refused_naming_it(tmp_path):
     first = run_tool(f"--model_path={model}", f"--images_dir={images}",
                      f"--output_features_dir={out}")  # fmt: skip
     assert first.returncode == 0, first.stderr[-3000:]
-    flags_before = (out / "extract_flags.txt").read_text()
+    flags_before = (out / "flags.txt").read_text()
     manifest_before = (out / "manifest.json").read_text()
     record = json.loads(manifest_before)["record"]
     assert record["export"].startswith("tf-fingerprint:") and record["max_image_size"] == 200
@@ -157,7 +157,7 @@ def test_resume_with_another_export_or_setting_is_refused_naming_it(tmp_path):
     ):  # fmt: skip
         refused = run_tool(*extra, f"--images_dir={images}", f"--output_features_dir={out}")
         _one_line_error(refused, word)
-        assert (out / "extract_flags.txt").read_text() == flags_before, extra
+        assert (out / "flags.txt").read_text() == flags_before, extra
         assert (out / "manifest.json").read_text() == manifest_before, extra
     # A copy of the same export at another path is the same export: the resume goes on.
     copy = str(tmp_path / "copy_of_export")
@@ -175,13 +175,13 @@ def test_second_writer_is_refused_before_it_writes_anything(tmp_path):
     images = _photos(tmp_path / "photos")
     out = tmp_path / "features"
     running = FeatureStoreWriter(str(out), 3, 2)  # the running writer holds the lock
-    (out / "extract_flags.txt").write_text("--the_running_writers_flags\n")
+    (out / "flags.txt").write_text("--the_running_writers_flags\n")
     files_before = sorted(os.listdir(out))
     try:
         refused = run_tool(f"--model_path={model}", f"--images_dir={images}",
                            f"--output_features_dir={out}")  # fmt: skip
         _one_line_error(refused, str(out), "another delg-extract is writing")
-        assert (out / "extract_flags.txt").read_text() == "--the_running_writers_flags\n"
+        assert (out / "flags.txt").read_text() == "--the_running_writers_flags\n"
         assert sorted(os.listdir(out)) == files_before
     finally:
         running.close()

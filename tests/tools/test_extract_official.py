@@ -127,7 +127,7 @@ def test_released_tf1_and_official_tf2_models_run_through_extract_and_evaluate(
             assert len(local_a["attention"]) > 0 and np.all(local_a["attention"] >= 1.0)
             for key in local_a:
                 np.testing.assert_allclose(local_a[key], local_b[key], rtol=1e-6, err_msg=key)
-    flags_text = (tmp_path / "tf1" / "query" / "extract_flags.txt").read_text()
+    flags_text = (tmp_path / "tf1" / "query" / "flags.txt").read_text()
     assert f"--official_config={config}" in flags_text
 
 

@@ -13,16 +13,6 @@ def _manager(directory, variable):
     return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=5)
 
 
-def test_latest_checkpoint_from_logdir_dir_or_prefix(tmp_path):
-    directory = checkpointing.checkpoint_dir(str(tmp_path))
-    variable = tf.Variable(1)
-    prefix = _manager(directory, variable).save(checkpoint_number=3)
-    assert checkpointing.latest_checkpoint(str(tmp_path)) == prefix
-    assert checkpointing.latest_checkpoint(directory) == prefix
-    assert checkpointing.latest_checkpoint(prefix) == prefix
-    assert checkpointing.latest_checkpoint(str(tmp_path / "nothing")) is None
-
-
 def test_restore_falls_back_to_an_older_checkpoint_when_the_newest_is_damaged(tmp_path):
     directory = str(tmp_path / "ckpt")
     variable = tf.Variable(1.0)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.training import checkpointing
+from delg_tf.common.logdir import latest_checkpoint
 
 
 def _flags(records: str, logdir: str, **overrides) -> list[str]:
@@ -60,7 +60,7 @@ def _metrics(logdir: str) -> list[dict]:
 
 
 def _checkpoint_step(logdir: str) -> int | None:
-    prefix = checkpointing.latest_checkpoint(logdir)
+    prefix = latest_checkpoint(logdir)
     return int(prefix.rsplit("-", 1)[1]) if prefix else None
 
 
@@ -105,8 +105,8 @@ def test_kill_9_then_resume_matches_an_uninterrupted_run(tiny_records, tmp_path)
             assert after[step][term] == reference[step][term], (step, term)
 
     # Same final weights and optimizer slots.
-    a = tf.train.load_checkpoint(checkpointing.latest_checkpoint(whole))
-    b = tf.train.load_checkpoint(checkpointing.latest_checkpoint(killed))
+    a = tf.train.load_checkpoint(latest_checkpoint(whole))
+    b = tf.train.load_checkpoint(latest_checkpoint(killed))
     names = [n for n in a.get_variable_to_shape_map() if not n.startswith("iterator")]
     assert any("optimizer" in n for n in names)
     for name in names:

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 
-from delg_tf.training import checkpointing
+from delg_tf.common.logdir import latest_checkpoint
 
 
 def _free_ports(count: int) -> list[int]:
@@ -72,7 +72,7 @@ def test_two_workers_finish_with_identical_weights_and_only_the_chief_writes(
 
     # The chief wrote checkpoints, one metrics log and one event file; worker 1 wrote nothing
     # that survived (its checkpoint copies went to a temporary directory, then were deleted).
-    assert checkpointing.latest_checkpoint(logdir).endswith("ckpt-6")
+    assert latest_checkpoint(logdir).endswith("ckpt-6")
     with open(os.path.join(logdir, "metrics.jsonl")) as f:
         assert [json.loads(line)["step"] for line in f] == [3, 6]
     assert len(glob.glob(os.path.join(logdir, "train_logs", "events.out.tfevents.*"))) == 1

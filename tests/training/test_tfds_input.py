@@ -18,7 +18,8 @@ import tensorflow_datasets as tfds
 from absl import flags
 from absl.testing import flagsaver
 
-from delg_tf.training import checkpointing, preflight, trainer
+from delg_tf.common.logdir import latest_checkpoint
+from delg_tf.training import preflight, trainer
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.inputs import TrainingInput, is_serializable
 from delg_tools import train
@@ -108,7 +109,7 @@ def test_delg_train_on_mock_mnist_takes_num_classes_from_the_builder(tmp_path):
         "",
     )
     assert "--tfds_name=mnist" in open(os.path.join(logdir, "flags.txt")).read()
-    prefix = checkpointing.latest_checkpoint(logdir)
+    prefix = latest_checkpoint(logdir)
     assert prefix.endswith("ckpt-4")
     variables = dict(tf.train.list_variables(prefix))
     assert tf.train.load_checkpoint(prefix).get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE") == 4

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from delg_tf.common.logdir import latest_checkpoint
 from delg_tf.models import DelgModel
-from delg_tf.training import checkpointing, preflight, trainer
+from delg_tf.training import preflight, trainer
+from delg_tf.training.errors import LabelRangeError
+from delg_tf.training.train_step import CHECKED_TERMS
 
 
 def _metrics(logdir: str) -> list[dict]:
@@ -81,8 +84,8 @@ def test_non_finite_loss_stops_naming_step_and_term_and_keeps_good_checkpoint(ma
     message = str(error.value)
     assert "Non-finite" in message and "at step" in message
     step = int(message.split("at step ")[1].split()[0])
-    assert any(term in message.split("at step")[0] for term in trainer.CHECKED_TERMS)
-    prefix = checkpointing.latest_checkpoint(config.logdir)
+    assert any(term in message.split("at step")[0] for term in CHECKED_TERMS)
+    prefix = latest_checkpoint(config.logdir)
     assert prefix is not None and prefix.endswith(f"ckpt-{step - 1}")
     assert f"ckpt-{step - 1}" in message
     reader = tf.train.load_checkpoint(prefix)
@@ -99,9 +102,9 @@ def test_label_outside_num_classes_stops_in_the_step(make_config, monkeypatch):
     # would catch it first, so it is switched off to exercise the guard inside the step.
     monkeypatch.setattr(preflight, "check_labels", lambda *args, **kwargs: 0)
     config = make_config(num_classes=3, max_iters=10, save_interval=5, report_interval=5)
-    with pytest.raises(trainer.LabelRangeError, match=r"Step 1: \d+ training labels outside"):
+    with pytest.raises(LabelRangeError, match=r"Step 1: \d+ training labels outside"):
         trainer.train(config)
-    assert checkpointing.latest_checkpoint(config.logdir) is None
+    assert latest_checkpoint(config.logdir) is None
 
 
 def test_resuming_with_another_model_is_refused(make_config):
