@@ -17,7 +17,7 @@ from typing import Any
 import tensorflow as tf
 
 from delg_tf.common.atomic_files import write_text_atomically
-from delg_tf.export.checkpoint_loading import CHECKPOINT_SUBDIR, MODEL_CONFIG_FILE
+from delg_tf.common.logdir import CHECKPOINT_DIR, MODEL_CONFIG_FILE
 from delg_tf.models.official_checkpoint import (
     ImportOptions,
     OfficialCheckpointError,
@@ -68,7 +68,7 @@ def import_official_checkpoint(
       FileExistsError: `output_dir` already holds a checkpoint or a model config.
     """
     prefix = resolve_official_checkpoint(checkpoint)
-    for name in (MODEL_CONFIG_FILE, CHECKPOINT_SUBDIR):
+    for name in (MODEL_CONFIG_FILE, CHECKPOINT_DIR):
         if tf.io.gfile.exists(os.path.join(output_dir, name)):
             raise FileExistsError(
                 f"--output_dir={output_dir} already holds {name}; refusing to overwrite"
@@ -78,7 +78,7 @@ def import_official_checkpoint(
     tf.io.gfile.makedirs(output_dir)
     # Write the checkpoint first and the config last: a logdir with a config is complete.
     manager = tf.train.CheckpointManager(
-        tf.train.Checkpoint(model=model), os.path.join(output_dir, CHECKPOINT_SUBDIR), 1
+        tf.train.Checkpoint(model=model), os.path.join(output_dir, CHECKPOINT_DIR), 1
     )
     saved = manager.save(checkpoint_number=0)
     record = {

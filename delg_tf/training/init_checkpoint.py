@@ -18,9 +18,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common.logdir import MODEL_CONFIG_FILE, latest_checkpoint
 from delg_tf.models import DelgModel
 from delg_tf.models.attention_wiring import attention_wiring_of
-from delg_tf.training.checkpointing import MODEL_CONFIG_FILE, latest_checkpoint
 from delg_tf.training.preflight import FlagError
 
 # TrainConfig field <- DelgModel config key: the architecture a fine-tuned run inherits.
