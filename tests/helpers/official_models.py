@@ -201,6 +201,10 @@ class TinyDelgModel(tf.Module):
         return {"global_descriptor": global_desc, "attention": attention,
                 "local_descriptors": local}  # fmt: skip
 
+    def extraction_outputs(self, images, training=False):
+        # What the export calls on a DelgModel (its forward pass without training-only parts).
+        return self(images, training=training)
+
 
 def save_delg_tf_export(path: str, threshold: float, weights: dict | None = None,
                         **settings) -> ExportSettings:  # fmt: skip

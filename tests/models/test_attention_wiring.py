@@ -93,6 +93,6 @@ def test_extraction_outputs_equal_the_forward_pass(kwargs):
     model = build_seeded_model(**kwargs)
     full = model(seeded_images(), training=False)
     lean = model.extraction_outputs(seeded_images())
-    assert sorted(lean) == ["attention", "global_descriptor", "local_descriptors"]
+    assert sorted(lean) == ["attention", "conv5", "global_descriptor", "local_descriptors"]
     for key, value in lean.items():
         np.testing.assert_allclose(value, full[key], rtol=1e-6, atol=1e-7, err_msg=key)

@@ -17,6 +17,11 @@ EXPECTED = {
         "reranking.inlier_agreement",
         "reranking.same_order",
     ],
+    "training_free": [
+        "training_free.superglobal.d16.ms_per_query",
+        "training_free.aqe.d16.ms_per_query",
+        "training_free.dba.d16.seconds",
+    ],
     "search": [
         "search.3000.exact.queries_per_second",
         "search.3000.ivf_flat.nprobe=16.queries_per_second",
