@@ -23,7 +23,8 @@ def test_calibration_writes_threshold_giving_target_median(tmp_path):
     cmd = [sys.executable, "-m", "delg_tools.calibrate_threshold", f"--model_path={model}",
            f"--images_dir={images}", "--target_features=8"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    # 3: finished, but a sample (broken.png) could not be read (the binaries' exit convention).
+    assert result.returncode == 3, result.stderr[-3000:]
     settings = read_settings(model)
     # Each image: 8 cells at 2 + (40(k+1) - 128) / 128, 56 at 1.0. The median image (k=2) sets
     # the threshold at its 8th highest score.
