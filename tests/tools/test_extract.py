@@ -64,7 +64,7 @@ def test_folder_with_bad_image_and_threshold_override(tmp_path):
     out = str(tmp_path / "features")
     result = run_tool(f"--model_path={model}", f"--images_dir={images}",
                       f"--output_features_dir={out}", "--max_feature_num=5")  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 3, result.stderr[-3000:]  # finished; bad.jpg failed
     assert "bad.jpg" in result.stderr
     store = FeatureStore(out)
     assert store.ids == ["white"] and [i for i, _ in store.failures] == ["bad"]
