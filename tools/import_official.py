@@ -12,11 +12,10 @@ DELF-only) or an existing output.
 
 from __future__ import annotations
 
-import sys
-
-from absl import app, flags, logging
+from absl import flags, logging
 
 from delg_tf.models.attention_wiring import ATTENTION_WIRINGS, PAPER
+from delg_tools import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -38,7 +37,7 @@ flags.DEFINE_enum(
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+        raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
     from delg_tf.export.official_import import import_official_checkpoint
     from delg_tf.models.official_checkpoint import ImportOptions, OfficialCheckpointError
 
@@ -51,8 +50,7 @@ def main(argv: list[str]) -> None:
     try:
         record = import_official_checkpoint(FLAGS.checkpoint, FLAGS.output_dir, options)
     except (OfficialCheckpointError, FileExistsError) as error:
-        print(f"delg-import-official: {error}", file=sys.stderr)
-        sys.exit(2)
+        raise cli.UsageError(str(error)) from None
     logging.info(
         "Imported %d official model variables from %s into %s (%s).",
         record["official_model_variables"],
@@ -63,8 +61,11 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    flags.mark_flags_as_required(["checkpoint", "output_dir"])
-    app.run(main)
+    cli.require_positive("delg_gem_power")
+    cli.require_non_negative("delg_arcface_margin")
+    cli.run(
+        main, tool="delg-import-official", module=__name__, required=["checkpoint", "output_dir"]
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ KEY_FLAG = {
     "delg-gldv2-metrics": "--predictions_path",
     "delg-benchmark": "--output_json",
     "delg-demo": "--revisited_gnd",
+    "delg-import-official": "--checkpoint",
 }
 
 

@@ -58,6 +58,6 @@ def test_binary_rejects_bad_flags(tmp_path):
     assert result.returncode != 0 and "huge" in result.stderr
     result = _run(f"--output_dir={tmp_path}", "--num_test_landmarks=0")
     assert result.returncode != 0
-    assert "num_test_landmarks must be >= 1, got 0" in result.stderr
+    assert "--num_test_landmarks=0: must be a finite number > 0" in result.stderr
     result = _run("--preset=tiny")
     assert result.returncode != 0 and "output_dir" in result.stderr

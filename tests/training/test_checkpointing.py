@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from delg_tf.common import logdir as logdir_contract
 from delg_tf.training import checkpointing
 
 
@@ -55,7 +56,7 @@ def test_restore_from_a_relative_logdir(tmp_path, monkeypatch, logdir):
     # Issue 12 item 1 (class: a logdir given relative to the working directory): the state
     # file's entries were joined with the directory a second time, so no relative run resumed.
     monkeypatch.chdir(tmp_path)
-    directory = checkpointing.checkpoint_dir(logdir)
+    directory = logdir_contract.checkpoint_dir(logdir)
     variable = tf.Variable(5.0)
     manager = _manager(directory, variable)
     manager.save(checkpoint_number=1)
