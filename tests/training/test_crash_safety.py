@@ -149,7 +149,9 @@ def test_sigterm_saves_the_step_exits_4_and_a_rerun_resumes(tiny_records, tmp_pa
     # The re-run resumes from the relative logdir and finishes (exit 0); so does a re-run of
     # the finished run, which trains nothing.
     for _ in range(2):
-        rerun = _start(_flags(tiny_records, "run", max_iters=last_step + 2), log_path, cwd=cwd)
+        # Same flags as the stopped run (op_determinism changes the saved input pipeline).
+        rerun_flags = _flags(tiny_records, "run", max_iters=last_step + 2, op_determinism=False)
+        rerun = _start(rerun_flags, log_path, cwd=cwd)
         assert rerun.wait(timeout=600) == 0, open(log_path).read()[-3000:]
     assert open(log_path).read().count("Resumed from") == 2
     assert _checkpoint_step(logdir) == last_step + 2
