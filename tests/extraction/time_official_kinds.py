@@ -24,7 +24,12 @@ import tensorflow as tf
 
 from delg_tf.export.exporter import save_module, settings_for_model  # noqa: E402
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor  # noqa: E402
-from tests.helpers.official_models import official_pyramid, save_delg_tf_export, save_tf1_model  # noqa: E402
+from tests.helpers.official_models import (  # noqa: E402
+    official_placeholders,
+    official_pyramid,
+    save_delg_tf_export,
+    save_tf1_model,
+)
 
 
 def save_r50_pair(root: str) -> tuple[str, str]:
@@ -56,13 +61,7 @@ def save_r50_pair(root: str) -> tuple[str, str]:
     graph = tf.Graph()
     with graph.as_default():
         v1 = tf.compat.v1
-        inputs = (
-            v1.placeholder(tf.uint8, [None, None, 3], name="input_image"),
-            v1.placeholder(tf.float32, [None], name="input_scales"),
-            v1.placeholder(tf.int32, [], name="input_max_feature_num"),
-            v1.placeholder(tf.float32, [], name="input_abs_thres"),
-            v1.placeholder(tf.int32, [None], name="input_global_scales_ind"),
-        )
+        inputs = official_placeholders()
 
         def frozen_net(images):
             return tf.graph_util.import_graph_def(

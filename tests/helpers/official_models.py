@@ -125,6 +125,18 @@ def official_pyramid(
 OUTPUT_NAMES = ("boxes", "features", "scales", "scores", "global_descriptors")
 
 
+def official_placeholders() -> tuple:
+    """The five input placeholders of a released DELG graph, by their official names."""
+    v1 = tf.compat.v1
+    return (
+        v1.placeholder(tf.uint8, [None, None, 3], name="input_image"),
+        v1.placeholder(tf.float32, [None], name="input_scales"),
+        v1.placeholder(tf.int32, [], name="input_max_feature_num"),
+        v1.placeholder(tf.float32, [], name="input_abs_thres"),
+        v1.placeholder(tf.int32, [None], name="input_global_scales_ind"),
+    )
+
+
 def save_tf1_model(path: str, weights: dict | None = None, drop_outputs: tuple = ()) -> None:
     """A released-style TF1 SavedModel: official tensor names, variables, no signatures.
 
@@ -137,13 +149,7 @@ def save_tf1_model(path: str, weights: dict | None = None, drop_outputs: tuple =
     graph = tf.Graph()
     with graph.as_default():
         v1 = tf.compat.v1
-        inputs = (
-            v1.placeholder(tf.uint8, [None, None, 3], name="input_image"),
-            v1.placeholder(tf.float32, [None], name="input_scales"),
-            v1.placeholder(tf.int32, [], name="input_max_feature_num"),
-            v1.placeholder(tf.float32, [], name="input_abs_thres"),
-            v1.placeholder(tf.int32, [None], name="input_global_scales_ind"),
-        )
+        inputs = official_placeholders()
         variables = {
             k: v1.get_variable(k, initializer=tf.constant(v), use_resource=True)
             for k, v in weights.items()
