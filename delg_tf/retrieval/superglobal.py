@@ -22,6 +22,11 @@ which is the same unless another candidate is an exact duplicate); negative simi
 weight 0 (the repository lets beta * s_ij < 0 shrink the denominator, which can reach 0);
 and the rankings are stable sorts (equal scores keep the better previous rank; torch.argsort is
 unstable). The K neighbours are a partition, not a sort (only their set matters).
+
+Cost: d_i' is linear in the d_j, so every score above is a K-term combination of the raw
+projections <x, d_j> (x = q, then q'): only the K + 1 refined descriptors that q' needs are ever
+formed. What remains per query is the [M, M] Gram matrix (M^2 D / 2 multiply-adds, numpy's syrk)
+and the selection of each row's K largest; the rest is O(M (K + D)).
 """
 
 from __future__ import annotations
@@ -68,12 +73,73 @@ def _stable_desc(scores: np.ndarray) -> np.ndarray:
 def _top_k_slots(scores: np.ndarray, k: int) -> np.ndarray:
     """Per row of [..., M] scores, the slots of the k largest (in no particular order).
 
-    A partition, O(M) per row, not a sort: this selection is most of SuperGlobal's cost. A tie
-    at the k-th value goes to whichever slot numpy's introselect keeps (deterministic for a given
-    input); it matters only for distinct candidates with bit-identical similarities.
+    A partition, O(M) per row, not a sort: with the Gram matrix, this selection is most of
+    SuperGlobal's cost. A tie at the k-th value goes to whichever slot numpy's introselect keeps
+    (deterministic for a given input); it matters only for distinct candidates with
+    bit-identical similarities.
     """
     m = scores.shape[-1]
     return np.argpartition(scores, m - k, axis=-1)[..., m - k :]
+
+
+def _mdescaug_neighbours(candidates: np.ndarray, k: int, beta: float):
+    """Each candidate's k nearest other candidates and their MDescAug weights.
+
+    Args:
+      candidates: [B, M, D] float32.
+      k: neighbours per candidate (already clipped to M - 1).
+      beta: neighbour weight factor.
+
+    Returns:
+      slots [B, M, k] int64 (the neighbours' slots), weights [B, M, k] float64
+      (beta * max(s_ij, 0)) and norms [B, M] float64 (1 + the sum of the weights).
+    """
+    b, m, _ = candidates.shape
+    if k == 0:
+        return np.zeros((b, m, 0), np.int64), np.zeros((b, m, 0)), np.ones((b, m))
+    # numpy computes X X^T with syrk (half the flops of a general product).
+    gram = np.matmul(candidates, candidates.transpose(0, 2, 1))  # [B, M, M]
+    diagonal = np.arange(m)
+    gram[:, diagonal, diagonal] = -np.inf  # the candidate itself is added with weight 1
+    slots = _top_k_slots(gram, k)
+    similarities = np.take_along_axis(gram, slots, axis=2)
+    weights = beta * np.maximum(similarities, 0.0).astype(np.float64)
+    return slots, weights, 1.0 + weights.sum(axis=2)
+
+
+def _gather(values: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """values[b, slots[b, ...]]: [B, M, ...] per-query rows picked by [B, ...] slots."""
+    rows = np.arange(values.shape[0]).reshape((-1,) + (1,) * (slots.ndim - 1))
+    return values[rows, slots]
+
+
+def _refined_inner_products(projections, slots, weights, norms) -> np.ndarray:
+    """<x, d_i'> for every candidate i, from the projections <x, d_j> of the raw candidates.
+
+    d_i' is linear in the d_j, so <x, d_i'> = (p_i + sum_j w_ij p_j) / n_i with p = <x, d>: the
+    refined descriptors themselves are never formed (no [B, M, M] x [B, M, D] product).
+
+    Args:
+      projections: [B, M] float32 p_j = <x, d_j>.
+      slots, weights, norms: from `_mdescaug_neighbours`.
+
+    Returns:
+      [B, M] float32. Summed in float64 and rounded once, so identical candidates get the same
+      float32 value whatever the order of their neighbour lists (float64 rounding differences
+      are far below float32's).
+    """
+    p = projections.astype(np.float64)
+    total = p + (weights * _gather(p, slots)).sum(axis=2)
+    return (total / norms).astype(np.float32)
+
+
+def _refine_rows(candidates, slots, weights, norms, rows) -> np.ndarray:
+    """MDescAug refined descriptors d_i' of the candidates at `rows` [B, R]: [B, R, D] float32."""
+    out = _gather(candidates, rows).copy()
+    for j in range(slots.shape[2]):  # one [B, R, D] gather per neighbour rank, not [B, R, k, D]
+        neighbours = _gather(candidates, _gather(slots[:, :, j], rows))
+        out += _gather(weights[:, :, j], rows)[..., None].astype(np.float32) * neighbours
+    return out / _gather(norms, rows)[..., None].astype(np.float32)
 
 
 def refine_candidates(candidates: np.ndarray, k: int, beta: float) -> np.ndarray:
@@ -87,22 +153,9 @@ def refine_candidates(candidates: np.ndarray, k: int, beta: float) -> np.ndarray
     Returns:
       [B, M, D] float32 refined descriptors d'.
     """
-    m = candidates.shape[1]
-    k = min(k, m - 1)
-    if k == 0:
-        return candidates.copy()
-    gram = np.matmul(candidates, candidates.transpose(0, 2, 1))  # [B, M, M]
-    diagonal = np.arange(m)
-    gram[:, diagonal, diagonal] = -np.inf  # the candidate itself is added with weight 1 below
-    order = _top_k_slots(gram, k)  # [B, M, k]
-    similarities = np.take_along_axis(gram, order, axis=2)
-    weights = beta * np.maximum(similarities, 0.0)  # [B, M, k]
-    # The k neighbours as a dense [B, M, M] weight matrix: one batched matmul instead of a
-    # [B, M, k, D] gather (memory: 59 MB at M = 400, D = 2048, k = 9 per query).
-    dense = np.zeros_like(gram)
-    np.put_along_axis(dense, order, weights.astype(np.float32), axis=2)
-    total = candidates + np.matmul(dense, candidates)
-    return total / (1.0 + weights.sum(axis=2, keepdims=True, dtype=np.float32))
+    b, m, _ = candidates.shape
+    neighbours = _mdescaug_neighbours(candidates, min(k, m - 1), beta)
+    return _refine_rows(candidates, *neighbours, np.broadcast_to(np.arange(m), (b, m)))
 
 
 def rerank_scores(queries: np.ndarray, candidates: np.ndarray, k: int, beta: float):
@@ -114,19 +167,29 @@ def rerank_scores(queries: np.ndarray, candidates: np.ndarray, k: int, beta: flo
       k, beta: see `SuperGlobalConfig`.
 
     Returns:
-      (order [B, M]: candidate slots best first, scores [B, M]: the final score per slot).
+      (order [B, M]: candidate slots best first, scores [B, M] float32: the final score per slot).
     """
-    refined = refine_candidates(candidates, k, beta)
-    first = np.einsum("bd,bmd->bm", queries, refined)  # s1 = <q, d'>
-    by_first = _stable_desc(first)
-    top = by_first[:, : k + 1]
-    rows = np.arange(queries.shape[0])[:, None]
-    expanded = refined[rows, top].max(axis=1)  # [B, D]: q' = max of the best k + 1 refined
-    final = (first + np.einsum("bd,bmd->bm", expanded, refined)) / 2.0
+    neighbours = _mdescaug_neighbours(candidates, min(k, candidates.shape[1] - 1), beta)
+    # einsum runs the same loop for every row: identical candidates get identical projections.
+    first = _refined_inner_products(np.einsum("bd,bmd->bm", queries, candidates), *neighbours)
+    by_first = _stable_desc(first)  # s1 = <q, d'>
+    # q' = max of the best k + 1 refined descriptors: the only ones formed.
+    expanded = _refine_rows(candidates, *neighbours, by_first[:, : k + 1]).max(axis=1)  # [B, D]
+    second = _refined_inner_products(np.einsum("bd,bmd->bm", expanded, candidates), *neighbours)
+    final = (first + second) / 2.0
     # Sort in s1 order first, so equal final scores keep the MDescAug ranking.
     order_in_first = _stable_desc(np.take_along_axis(final, by_first, axis=1))
     order = np.take_along_axis(by_first, order_in_first, axis=1)
     return order, final
+
+
+def _candidate_rows(index: Any, top: np.ndarray) -> np.ndarray:
+    """index[top] as [B, M, D] float32: one copy from an array or memmap, each distinct row read
+    once (in row order) from anything else (`ShardedRows` takes 1-D row lists only)."""
+    if isinstance(index, np.ndarray):
+        return np.take(index, top, axis=0).astype(np.float32, copy=False)
+    unique, inverse = np.unique(top, return_inverse=True)
+    return np.asarray(index[unique], np.float32)[inverse.reshape(top.shape)]
 
 
 def superglobal_rerank(
@@ -154,8 +217,7 @@ def superglobal_rerank(
     out = ranks.copy()
     for q0 in range(0, queries.shape[0], query_chunk):
         top = ranks[q0 : q0 + query_chunk, :m]
-        unique, inverse = np.unique(top, return_inverse=True)
-        candidates = np.asarray(index[unique], np.float32)[inverse.reshape(top.shape)]
+        candidates = _candidate_rows(index, top)
         order, _ = rerank_scores(queries[q0 : q0 + query_chunk], candidates, config.k, config.beta)
         out[q0 : q0 + query_chunk, :m] = np.take_along_axis(top, order, axis=1)
     return out
