@@ -49,7 +49,7 @@ class Settings:
     # The training-free part (SuperGlobal, alpha-QE, alpha-DBA); no flag sets them.
     training_free_dims: tuple[int, ...] = (128, 2048)
     training_free_index_size: int = 5000
-    training_free_queries: int = 64
+    training_free_queries: int = 70  # Revisited Oxford's and Paris's query count
     superglobal_candidates: int = 400
     memory_margin_gib: float
 
