@@ -70,6 +70,20 @@ def test_ties_keep_the_global_order():
     assert ranks.tolist()[0][:2] == [0, 1]
 
 
+def test_a_tie_at_the_kth_neighbour_goes_to_the_better_ranked_candidate():
+    # z's similarity is 0.8 to a and exactly 0.6 to both x and y: with K = 2 it takes a and
+    # whichever of x, y comes first in the ranking (a too); x and y have no tie (mixed rows).
+    z, a, x, y = [1.0, 0, 0], [0.8, 0.6, 0], [0.6, 0, 0.8], [0.6, 0, -0.8]
+    for first, second in ((x, y), (y, x)):
+        candidates = np.array([[z, a, first, second]], np.float32)
+        refined = refine_candidates(candidates, k=2, beta=0.5)
+        expected = (candidates[0, 0] + 0.4 * candidates[0, 1] + 0.3 * candidates[0, 2]) / 1.7
+        np.testing.assert_allclose(refined[0, 0], expected, rtol=1e-6)
+        # a's two nearest: z (0.8) and x or y (0.48 each): again the first of the two.
+        expected = (candidates[0, 1] + 0.4 * candidates[0, 0] + 0.24 * candidates[0, 2]) / 1.64
+        np.testing.assert_allclose(refined[0, 1], expected, rtol=1e-6)
+
+
 def test_paper_defaults_and_batched_queries_match_one_by_one():
     assert SuperGlobalConfig() == SuperGlobalConfig(m=400, k=9, beta=0.15)
     rng = np.random.default_rng(0)
