@@ -1,5 +1,6 @@
 """The evaluation pipeline's stage order on feature stores with hand-computed rankings."""
 
+import itertools
 import json
 
 import numpy as np
@@ -7,10 +8,10 @@ import pytest
 
 from delg_tf.evaluation import run
 from delg_tf.extraction.feature_store import FeatureStore, FeatureStoreWriter
-from delg_tf.retrieval.database_augmentation import DatabaseAugmentationConfig
-from delg_tf.retrieval.query_expansion import QueryExpansionConfig
+from delg_tf.retrieval.database_augmentation import DatabaseAugmentationConfig, augment_database
+from delg_tf.retrieval.query_expansion import QueryExpansionConfig, expand_queries
 from delg_tf.retrieval.reranking import VerificationConfig
-from delg_tf.retrieval.superglobal import SuperGlobalConfig
+from delg_tf.retrieval.superglobal import SuperGlobalConfig, superglobal_rerank
 
 # The alpha-DBA worked example of tests/retrieval/test_database_augmentation.py: the query
 # (0.8, 0.6) ranks b, a, c, d globally and a, b, c, d after DBA (k = 1, alpha = 1).
@@ -122,3 +123,43 @@ def test_describe_names_the_configuration_in_pipeline_order(tmp_path):
     assert written["configuration"]["name"] == "global+dba+aqe+superglobal+ransac"
     assert written["timings"]["ms_per_query"] == {"search": 50.0}
     assert written["timings"]["dba_seconds_once"] == 2.0
+
+
+def test_stages_compose_in_the_documented_order(stores):
+    # global -> DBA -> alpha-QE (against the augmented index) -> SuperGlobal (of the expanded
+    # query over the augmented index). Every other order of the three, and SuperGlobal with the
+    # unexpanded query, rank this query differently, so the check can fail.
+    dba = DatabaseAugmentationConfig(k=1, alpha=1.0)
+    aqe = QueryExpansionConfig(k=2, alpha=1.0)
+    superglobal = SuperGlobalConfig(m=5, k=1, beta=1.0)
+    config = run.EvaluationConfig(
+        database_augmentation=dba, query_expansion=aqe, superglobal=superglobal
+    )
+    result = run.evaluate(GT, *stores, config)
+    index = np.array([INDEX[name] for name in GT["imlist"]], np.float32)
+    query = np.array([[0.8, 0.6]], np.float32)
+
+    def ranked(q, x):
+        return np.argsort(-(q @ x.T), axis=1, kind="stable")
+
+    def composed(order, superglobal_query=None):
+        q, x = query, index
+        ranks = ranked(q, x)
+        for stage in order:
+            if stage == "dba":
+                x = augment_database(x, dba)
+                ranks = ranked(q, x)
+            elif stage == "aqe":
+                q = expand_queries(q, x, ranks, aqe)
+                ranks = ranked(q, x)
+            else:
+                sg_query = q if superglobal_query is None else superglobal_query
+                ranks = superglobal_rerank(sg_query, x, ranks, superglobal)
+        return ranks[0].tolist()
+
+    expected = composed(("dba", "aqe", "superglobal"))
+    assert result.first_stage_ranks[0].tolist() == expected
+    for order in itertools.permutations(("dba", "aqe", "superglobal")):
+        if order != ("dba", "aqe", "superglobal"):
+            assert composed(order) != expected, order
+    assert composed(("dba", "aqe", "superglobal"), superglobal_query=query) != expected
