@@ -83,7 +83,10 @@ def _top_k_slots(scores: np.ndarray, k: int) -> np.ndarray:
     kth = np.partition(scores, m - k, axis=-1)[..., m - k, None]
     keep = scores >= kth  # at least k per row; exactly k unless the k-th value is tied
     if np.count_nonzero(keep) != keep.size // m * k:
-        rows = np.count_nonzero(keep, axis=-1) > k
+        counts = np.count_nonzero(keep, axis=-1)
+        if (counts < k).any():  # only a NaN k-th value compares false with everything
+            raise ValueError("SuperGlobal: NaN in the candidates' similarities (NaN descriptors?)")
+        rows = counts > k
         row_scores, row_kth = scores[rows], kth[rows]
         above = row_scores > row_kth
         tied = row_scores == row_kth

@@ -101,6 +101,12 @@ def test_paper_defaults_and_batched_queries_match_one_by_one():
     assert not np.array_equal(batched[:, :20], ranks[:, :20])
 
 
+def test_nan_descriptors_are_refused():
+    candidates = np.array([[D1, D2, [np.nan, 0.0]]], np.float32)
+    with pytest.raises(ValueError, match="NaN in the candidates' similarities"):
+        rerank_scores(QUERY, candidates, k=1, beta=0.5)
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="M must be >= 1"):
         SuperGlobalConfig(m=0)
