@@ -14,6 +14,7 @@ With K = 1, beta = 0.5:
 import numpy as np
 import pytest
 
+from delg_tf.extraction.feature_store import ShardedRows
 from delg_tf.retrieval.superglobal import (
     SuperGlobalConfig,
     refine_candidates,
@@ -99,6 +100,23 @@ def test_paper_defaults_and_batched_queries_match_one_by_one():
     np.testing.assert_array_equal(batched, single)
     np.testing.assert_array_equal(batched[:, 20:], ranks[:, 20:])
     assert not np.array_equal(batched[:, :20], ranks[:, :20])
+
+
+def test_memmap_and_sharded_indexes_give_the_array_ranking(tmp_path):
+    # The three ways delg-evaluate hands over the index: an array (imlist reordered), the DBA
+    # cache (a memmap) and a feature store's ShardedRows (read by unique rows).
+    rng = np.random.default_rng(3)
+    index = _unit_rows(rng.normal(size=(60, 8)))
+    queries = _unit_rows(index[:3] + 0.2 * rng.normal(size=(3, 8)))
+    ranks = np.argsort(-(queries @ index.T), axis=1, kind="stable")
+    config = SuperGlobalConfig(m=30, k=3)
+    expected = superglobal_rerank(queries, index, ranks, config)
+    np.save(tmp_path / "index.npy", index)
+    memmap = np.load(tmp_path / "index.npy", mmap_mode="r")
+    sharded = ShardedRows([index[:25], index[25:]], 8, np.float32)
+    for view in (memmap, sharded):
+        np.testing.assert_array_equal(superglobal_rerank(queries, view, ranks, config), expected)
+    assert not np.array_equal(expected, ranks)
 
 
 def test_nan_descriptors_are_refused():
