@@ -62,6 +62,13 @@ def test_one_candidate_keeps_the_ranking():
     np.testing.assert_array_equal(ranks, RANKS)
 
 
+def test_no_positively_similar_neighbour_leaves_the_descriptors():
+    # Three directions 120 degrees apart: every pair at similarity -0.5, so every weight is 0.
+    angles = np.radians([90.0, 210.0, 330.0])
+    candidates = np.stack([np.cos(angles), np.sin(angles)], axis=1)[None].astype(np.float32)
+    np.testing.assert_array_equal(refine_candidates(candidates, k=2, beta=0.15), candidates)
+
+
 def test_ties_keep_the_global_order():
     # Two identical candidates score the same at every step: the better-ranked stays first.
     index = np.array([D1, D1, D3], np.float32)
