@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common.atomic_files import write_gfile_text_atomically as write_text_atomically
 from delg_tf.common.flags_record import FLAGS_RECORD
 from delg_tf.common.logdir import MODEL_CONFIG_FILE, inference_model_config
 from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
@@ -31,18 +32,6 @@ from delg_tf.training.errors import FlagError
 
 TRAIN_CONFIG_FILE = "train_config.json"
 FLAGS_FILE = FLAGS_RECORD  # through tf.io.gfile below: a logdir may be on gs://
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one.
-
-    Not `delg_tf.common.atomic_files` (local disks only): this goes through `tf.io.gfile`, like
-    the checkpoints next to these files and the export code that reads them.
-    """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def write_model_config(model_config: dict, logdir: str) -> str:
