@@ -65,6 +65,10 @@ class DelgModel(keras.Model):
             reconstruction, pooling over S); see `delg_tf.models.attention_wiring`.
             `from_config` reads a config without this key as `"pre_2021"`.
         **kwargs: keras.Model arguments (name, ...).
+
+    Attributes:
+        model_config: The arguments above as one `delg_tf.models.model_config.ModelConfig`
+            (`get_config()` is it plus the Keras keys, with `backbone_weights` None).
     """
 
     def __init__(
