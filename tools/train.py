@@ -19,10 +19,12 @@ good checkpoint (status 2). Exit status: 0 finished, 2 bad flag/input, 4 interru
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import flags, logging
 
 from delg_tf.training.config import STRATEGIES, TrainConfig, check_input_source
+from delg_tf.training.errors import FlagError, TrainingError
 from delg_tools import cli
 
 FLAGS = flags.FLAGS
@@ -148,12 +150,12 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
     from delg_tf.training import preflight
 
     if not values.delg_global_features:
-        raise preflight.FlagError(
+        raise FlagError(
             "--delg_global_features=false (DELF-only training) is not supported; DELG trains "
             "global and local features together."
         )
     if os.path.exists(values.logdir) and not os.path.isdir(values.logdir):
-        raise preflight.FlagError(f"--logdir={values.logdir} is a file, not a directory.")
+        raise FlagError(f"--logdir={values.logdir} is a file, not a directory.")
     train_file_pattern = values.train_file_pattern or ""
     check_input_source(
         train_file_pattern=train_file_pattern,
@@ -176,65 +178,25 @@ def config_from_flags(values: flags.FlagValues) -> TrainConfig:
         num_classes = preflight.resolve_num_classes(
             values.num_classes, train_file_pattern, values.dataset_version
         )
-    return TrainConfig(
-        logdir=values.logdir,
-        train_file_pattern=train_file_pattern,
-        validation_file_pattern=values.validation_file_pattern,
-        tfds_name=values.tfds_name,
-        tfds_data_dir=values.tfds_data_dir,
-        tfds_split=values.tfds_split,
-        tfds_validation_split=values.tfds_validation_split,
-        tfds_image_key=values.tfds_image_key,
-        tfds_label_key=values.tfds_label_key,
-        num_classes=num_classes,
-        seed=values.seed,
-        initial_lr=values.initial_lr,
-        batch_size=values.batch_size,
-        max_iters=values.max_iters,
-        backbone=values.backbone,
-        block3_strides=values.block3_strides,
-        imagenet_checkpoint=values.imagenet_checkpoint,
-        init_checkpoint=values.init_checkpoint,
-        delg_gem_power=values.delg_gem_power,
-        delg_embedding_layer_dim=values.delg_embedding_layer_dim,
-        delg_scale_factor_init=values.delg_scale_factor_init,
-        delg_arcface_margin=values.delg_arcface_margin,
-        use_autoencoder=values.use_autoencoder,
-        autoencoder_dimensions=values.autoencoder_dimensions,
-        attention_wiring=values.attention_wiring,
-        sync_batch_norm=values.sync_batch_norm,
-        attention_loss_weight=values.attention_loss_weight,
-        reconstruction_loss_weight=values.reconstruction_loss_weight,
-        image_size=values.image_size,
-        use_augmentation=values.use_augmentation,
-        random_flip=values.random_flip,
-        deterministic_input=values.deterministic_input,
-        strategy=values.strategy,
-        tpu=values.tpu,
-        mixed_precision=values.mixed_precision,
-        jit_compile=values.jit_compile,
-        op_determinism=values.op_determinism,
-        steps_per_loop=values.steps_per_loop,
-        checkpoint_iterator=values.checkpoint_iterator,
-        save_interval=values.save_interval,
-        eval_interval=values.eval_interval,
-        report_interval=values.report_interval,
-        eval_batches=values.eval_batches,
-        max_to_keep=values.max_to_keep,
-    )
+    # Every setting with a delg-train flag takes it; the model's under its official flag name
+    # (`MODEL_FLAGS`: e.g. --delg_embedding_layer_dim -> ModelConfig.embedding_dim).
+    own = {flag.name: flag.value for flag in values.get_flags_for_module(sys.modules[__name__])}
+    settings = {name: own[name] for name in TrainConfig.flat_names() if name in own}
+    settings.update(train_file_pattern=train_file_pattern, num_classes=num_classes)
+    return TrainConfig.from_flat(settings)
 
 
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise cli.UsageError(f"unexpected arguments: {argv[1:]}")
-    from delg_tf.training import preflight, trainer
+    from delg_tf.training import trainer
 
     try:
         config = config_from_flags(FLAGS)
         result = trainer.train(config, flags_text=FLAGS.flags_into_string())
-    except preflight.FlagError as error:
+    except FlagError as error:
         cli.fail(TOOL, str(error))
-    except trainer.TrainingError as error:
+    except TrainingError as error:
         # Names the step and the last good checkpoint; the settings or data must change.
         logging.error("%s: %s", type(error).__name__, error)
         cli.fail(TOOL, f"{type(error).__name__}: {error}")

@@ -15,7 +15,7 @@ from statistics import median
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.data import example_schema, reader
+from delg_tf.data import example_schema, parser, reader
 
 
 def _photo_like(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -123,10 +123,8 @@ def benchmark_input_pipeline(
     """
     dataset = reader.build_dataset(
         file_pattern,
+        parser.Parser(image_size=image_size, normalization=normalization, is_training=True),
         global_batch_size=batch_size,
-        is_training=True,
-        image_size=image_size,
-        normalization=normalization,
         seed=seed,
         shuffle_buffer_size=shuffle_buffer_size,
     )

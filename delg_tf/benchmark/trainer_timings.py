@@ -51,23 +51,25 @@ def trainer_timings(
     from delg_tf.training.config import TrainConfig
     from delg_tf.training.trainer import Trainer
 
-    config = TrainConfig(
-        logdir=os.path.join(work_dir, f"train_{key[0]}_{dtype}"),
-        train_file_pattern=training_pattern(s, work_dir),
-        num_classes=s.demo_num_classes if demo else s.num_classes,
-        backbone=s.demo_backbone if demo else s.backbone,
-        image_size=s.demo_image_size if demo else s.image_size,
-        batch_size=s.demo_batch_size if demo else s.batch_size,
-        **(
-            {
-                "delg_embedding_layer_dim": s.demo_embedding_dim,
-                "autoencoder_dimensions": s.demo_autoencoder_dim,
-            }
-            if demo
-            else {}
-        ),
-        mixed_precision=dtype == "bfloat16",
-        summary_images=1,
+    config = TrainConfig.from_flat(
+        dict(
+            logdir=os.path.join(work_dir, f"train_{key[0]}_{dtype}"),
+            train_file_pattern=training_pattern(s, work_dir),
+            num_classes=s.demo_num_classes if demo else s.num_classes,
+            backbone=s.demo_backbone if demo else s.backbone,
+            image_size=s.demo_image_size if demo else s.image_size,
+            batch_size=s.demo_batch_size if demo else s.batch_size,
+            **(
+                {
+                    "delg_embedding_layer_dim": s.demo_embedding_dim,
+                    "autoencoder_dimensions": s.demo_autoencoder_dim,
+                }
+                if demo
+                else {}
+            ),
+            mixed_precision=dtype == "bfloat16",
+            summary_images=1,
+        )
     )
     trainer = Trainer(config)
     steps = {

@@ -129,7 +129,8 @@ def bare_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
     """
     config = trainer.config
     model, optimizer = trainer.model, trainer.optimizer
-    images, labels = _batch(trainer.per_replica_batch, config.image_size, config.num_classes, seed)
+    classes = config.model.num_classes
+    images, labels = _batch(trainer.per_replica_batch, config.image_size, classes, seed)
 
     @tf.function
     def step(x, y):
@@ -154,7 +155,7 @@ def bare_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
 def forward_step(trainer: Trainer, seed: int = 0) -> Callable[[], int]:
     """One inference-mode forward pass of `trainer`'s model (every output) on a constant batch."""
     config, model = trainer.config, trainer.model
-    images, _ = _batch(trainer.per_replica_batch, config.image_size, config.num_classes, seed)
+    images, _ = _batch(trainer.per_replica_batch, config.image_size, config.model.num_classes, seed)
 
     @tf.function
     def step(x):

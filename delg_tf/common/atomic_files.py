@@ -1,8 +1,8 @@
 """Writing files so that a crash (even kill -9) leaves either the old file or the new one.
 
-Every package writes its small local files (manifests, settings, metrics, reports) through here;
-`delg_tf.training.checkpointing` keeps its own writer because it goes through tf.io.gfile
-(gs:// logdirs).
+Every package writes its small local files (manifests, settings, metrics, reports) through here.
+Files next to checkpoints or in a feature store may be on an object store (gs://): those go
+through `write_gfile_text_atomically`, which uses `tf.io.gfile`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,20 @@ def write_bytes_atomically(path: str, data: bytes, *, sync: bool = True) -> None
 def write_text_atomically(path: str, text: str, *, sync: bool = True) -> None:
     """UTF-8 version of `write_bytes_atomically`."""
     write_bytes_atomically(path, text.encode("utf-8"), sync=sync)
+
+
+def write_gfile_text_atomically(path: str, text: str) -> None:
+    """Writes `text` to `path` through `tf.io.gfile`: a temporary file, then a rename over `path`.
+
+    A crash leaves the old file or the new one, never half of one (locally: the rename is atomic;
+    on object stores the object appears whole).
+    """
+    import tensorflow as tf  # here, so that local writers do not pay TensorFlow's import
+
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with tf.io.gfile.GFile(tmp, "w") as f:
+        f.write(text)
+    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def write_json_atomically(

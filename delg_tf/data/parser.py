@@ -13,11 +13,15 @@ central square is cropped. Every image then has one shape, so batches need no pa
 would put zeros into GeM pooling) and objects keep the proportions they have at extraction time.
 
 All randomness uses stateless ops driven by an explicit `[2]` seed, so a seeded pipeline is
-reproducible element by element whatever the parallelism.
+reproducible element by element whatever the parallelism. `Parser` holds the options (size,
+normalization, training, augmentation, flip) and is called on each decoded example.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import tensorflow as tf
 
 from delg_tf.data import decoder, preprocessing
@@ -88,81 +92,80 @@ def center_crop_and_resize(image: tf.Tensor, image_size: int) -> tf.Tensor:
     return preprocessing.central_crop(resized, image_size)
 
 
-def parse_image(
-    image: tf.Tensor,
-    *,
-    is_training: bool,
-    image_size: int,
-    normalization: str,
-    seed: tf.Tensor | None = None,
-    augmentation: bool = True,
-    random_flip: bool = False,
-) -> tf.Tensor:
-    """Crops, resizes, optionally flips and normalizes one image.
+@dataclasses.dataclass(frozen=True)
+class Parser:
+    """The input options of one pipeline: how a decoded example becomes a model input.
 
-    Args:
-      image: `[H, W, 3]`, uint8 or float RGB in [0, 255].
-      is_training: training applies the random crop (if `augmentation`) and flip (if
-        `random_flip`); evaluation is the deterministic center crop.
-      image_size: output side in pixels.
+    One object travels from the caller through the reader to each element, as the parser of
+    tensorflow/models `official/vision/dataloaders/parser.py` does.
+
+    Attributes:
+      image_size: output side S in pixels.
       normalization: a `preprocessing.normalize_image` mode, `"caffe"` or `"delf"`.
-      seed: int `[2]` stateless seed; required when training with any randomness.
-      augmentation: the random crop (training only). Off: the evaluation center crop.
+      is_training: training applies the random crop (if `augmentation`) and flip (if
+        `random_flip`), and the reader shuffles, repeats and drops the last partial batch;
+        evaluation is the deterministic center crop.
+      augmentation: the Inception-style random crop (training only). Off: the evaluation crop.
       random_flip: random horizontal flip (training only); off by default, as in the paper.
 
-    Returns:
-      float32 `[image_size, image_size, 3]`, normalized.
-
     Raises:
-      ValueError: if training needs randomness and `seed` is None, or `normalization` is unknown.
+      ValueError: naming the option, if `image_size` is not a positive int or `normalization` is
+        unknown.
     """
-    if normalization not in preprocessing.NORMALIZATION_MODES:
-        raise ValueError(
-            f"Unknown normalization {normalization!r}; expected one of "
-            f"{preprocessing.NORMALIZATION_MODES}."
-        )
-    crop_randomly = is_training and augmentation
-    flip = is_training and random_flip
-    if (crop_randomly or flip) and seed is None:
-        raise ValueError("parse_image needs a [2] `seed` for training randomness.")
-    if crop_randomly or flip:
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
-    if crop_randomly:
-        image = random_crop_and_resize(image, image_size, crop_seed)
-    else:
-        image = center_crop_and_resize(image, image_size)
-    if flip:
-        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
-    return preprocessing.normalize_image(image, normalization)
 
+    image_size: int
+    normalization: str
+    is_training: bool
+    augmentation: bool = True
+    random_flip: bool = False
 
-def parse(
-    decoded: dict[str, tf.Tensor],
-    *,
-    is_training: bool,
-    image_size: int,
-    normalization: str,
-    seed: tf.Tensor | None = None,
-    augmentation: bool = True,
-    random_flip: bool = False,
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Parses a `decoder.decode` dict into the `(image, label)` model input.
+    def __post_init__(self) -> None:
+        if not isinstance(self.image_size, (int, np.integer)) or self.image_size < 1:
+            raise ValueError(f"image_size must be a positive int, got {self.image_size!r}.")
+        if self.normalization not in preprocessing.NORMALIZATION_MODES:
+            raise ValueError(
+                f"normalization must be one of {preprocessing.NORMALIZATION_MODES}, "
+                f"got {self.normalization!r}."
+            )
 
-    Args:
-      decoded: dict with `image` (`[H, W, 3]`) and `label` (int scalar).
-      is_training, image_size, normalization, seed, augmentation, random_flip: see
-        `parse_image`.
+    def parse_image(self, image: tf.Tensor, seed: tf.Tensor | None = None) -> tf.Tensor:
+        """Crops, resizes, optionally flips and normalizes one image.
 
-    Returns:
-      `(image, label)`: float32 `[image_size, image_size, 3]` and int32 scalar.
-    """
-    image = parse_image(
-        decoded[decoder.IMAGE],
-        is_training=is_training,
-        image_size=image_size,
-        normalization=normalization,
-        seed=seed,
-        augmentation=augmentation,
-        random_flip=random_flip,
-    )
-    return image, tf.cast(decoded[decoder.LABEL], tf.int32)
+        Args:
+          image: `[H, W, 3]`, uint8 or float RGB in [0, 255].
+          seed: int `[2]` stateless seed; required when training with any randomness.
+
+        Returns:
+          float32 `[S, S, 3]`, normalized.
+
+        Raises:
+          ValueError: if training needs randomness and `seed` is None.
+        """
+        crop_randomly = self.is_training and self.augmentation
+        flip = self.is_training and self.random_flip
+        if (crop_randomly or flip) and seed is None:
+            raise ValueError("Parser.parse_image needs a [2] `seed` for training randomness.")
+        if crop_randomly or flip:
+            crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+        if crop_randomly:
+            image = random_crop_and_resize(image, self.image_size, crop_seed)
+        else:
+            image = center_crop_and_resize(image, self.image_size)
+        if flip:
+            image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+        return preprocessing.normalize_image(image, self.normalization)
+
+    def __call__(
+        self, decoded: dict[str, tf.Tensor], seed: tf.Tensor | None = None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Parses a `decoder.decode` dict into the `(image, label)` model input.
+
+        Args:
+          decoded: dict with `image` (`[H, W, 3]`) and `label` (int scalar).
+          seed: see `parse_image`.
+
+        Returns:
+          `(image, label)`: float32 `[S, S, 3]` and int32 scalar.
+        """
+        image = self.parse_image(decoded[decoder.IMAGE], seed)
+        return image, tf.cast(decoded[decoder.LABEL], tf.int32)

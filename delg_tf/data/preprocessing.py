@@ -123,38 +123,3 @@ def central_crop(image: tf.Tensor, size: int) -> tf.Tensor:
     left = (width - size) // 2
     crop = image[top : top + size, left : left + size, :]
     return tf.ensure_shape(crop, [size, size, image.shape[-1]])
-
-
-def resize_max_side(
-    image: tf.Tensor, max_side: int, method: str = "bilinear"
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Downsizes so the longer side is at most `max_side`, keeping the aspect ratio.
-
-    Images already within the limit are returned unchanged (cast to float32); small images are
-    never enlarged. This is the extraction-time cap (1024 px in the official DELG configs).
-
-    Args:
-      image: `[H, W, C]`, any numeric dtype.
-      max_side: maximum length of the longer side, in pixels.
-      method: a `tf.image.resize` method.
-
-    Returns:
-      A tuple `(resized, scale_factors)`: float32 `[H', W', C]` and float32 `[2]` equal to
-      `(H' / H, W' / W)`, the factors that map original (y, x) coordinates to resized ones.
-    """
-    height, width = _spatial_size(image)
-    height_f = tf.cast(height, tf.float64)
-    width_f = tf.cast(width, tf.float64)
-    longer = tf.maximum(height_f, width_f)
-    scale = tf.minimum(tf.cast(max_side, tf.float64) / longer, 1.0)
-    new_height = tf.maximum(tf.cast(tf.round(height_f * scale), tf.int32), 1)
-    new_width = tf.maximum(tf.cast(tf.round(width_f * scale), tf.int32), 1)
-    resized = tf.cond(
-        scale < 1.0,
-        lambda: tf.image.resize(image, tf.stack([new_height, new_width]), method=method),
-        lambda: tf.cast(image, tf.float32),
-    )
-    scale_factors = tf.cast(
-        tf.stack([new_height, new_width]) / tf.stack([height, width]), tf.float32
-    )
-    return resized, scale_factors

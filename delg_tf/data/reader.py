@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from delg_tf.data import decoder, example_schema, parser, preprocessing
+from delg_tf.data import decoder, example_schema, parser
 
 DEFAULT_SHUFFLE_BUFFER_SIZE = 4096
 # Files read at once by the interleave: enough to mix label-sorted shards, bounded memory.
@@ -113,15 +113,8 @@ def batch_size_for(global_batch_size: int, input_context: tf.distribute.InputCon
     return int(input_context.get_per_replica_batch_size(int(global_batch_size)))
 
 
-def check_options(*, image_size: int, normalization: str, shuffle_buffer_size: int) -> None:
-    """Validates options shared by the TFRecord and TFDS pipelines, naming the bad value."""
-    if not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ValueError(f"image_size must be a positive int, got {image_size!r}.")
-    if normalization not in preprocessing.NORMALIZATION_MODES:
-        raise ValueError(
-            f"normalization must be one of {preprocessing.NORMALIZATION_MODES}, "
-            f"got {normalization!r}."
-        )
+def check_shuffle_buffer_size(shuffle_buffer_size: int) -> None:
+    """Validates the record shuffle buffer shared by the TFRecord and TFDS pipelines."""
     if not isinstance(shuffle_buffer_size, (int, np.integer)) or shuffle_buffer_size < 1:
         raise ValueError(
             f"shuffle_buffer_size must be a positive int, got {shuffle_buffer_size!r}."
@@ -274,16 +267,12 @@ def _check_decoded(*, skip_corrupt: bool, is_training: bool, stats: ReadStats | 
 def records_to_batches(
     ds: tf.data.Dataset,
     decode: Callable[[tf.data.Dataset], tf.data.Dataset],
+    parse: parser.Parser,
     *,
     batch_size: int,
-    is_training: bool,
     repeat: bool,
     shuffle_buffer_size: int,
     seeds: PipelineSeeds,
-    image_size: int,
-    normalization: str,
-    augmentation: bool,
-    random_flip: bool,
     deterministic: bool,
     input_context: tf.distribute.InputContext | None,
 ) -> tf.data.Dataset:
@@ -296,12 +285,12 @@ def records_to_batches(
       ds: dataset of still-encoded records (any structure `decode` accepts).
       decode: maps a dataset of `(int64 element_index, record)` to one of
         `(element_index, decoder.decode dict)`; it may drop elements.
+      parse: the input options; `parse.is_training` also shuffles records and drops the last
+        partial batch.
       batch_size: batch size of this pipeline.
-      is_training: shuffle records, random crop, drop the last partial batch.
       repeat: repeat forever.
       shuffle_buffer_size: record shuffle buffer (training only).
       seeds: this pipeline's seeds (`pipeline_seeds`).
-      image_size, normalization, augmentation, random_flip: see `parser.parse`.
       deterministic: keep element order fixed in the parallel stages.
       input_context: when set, tf.data auto-sharding is turned off (the caller shards).
 
@@ -309,7 +298,7 @@ def records_to_batches(
       Dataset of `(images, labels)`: float32 `[B, S, S, 3]`, int32 `[B]`; the last partial batch
       is dropped in training so every step has the same shape.
     """
-    if is_training:
+    if parse.is_training:
         ds = ds.shuffle(shuffle_buffer_size, seed=seeds.records, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
@@ -317,18 +306,10 @@ def records_to_batches(
 
     def parse_one(element_index, decoded):
         seed = tf.stack([tf.constant(seeds.elements, tf.int64), tf.cast(element_index, tf.int64)])
-        return parser.parse(
-            decoded,
-            is_training=is_training,
-            image_size=image_size,
-            normalization=normalization,
-            seed=seed,
-            augmentation=augmentation,
-            random_flip=random_flip,
-        )
+        return parse(decoded, seed)
 
     ds = ds.map(parse_one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=is_training).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=parse.is_training).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     options.deterministic = deterministic
     if input_context is not None:
@@ -339,16 +320,12 @@ def records_to_batches(
 
 def build_dataset(
     file_pattern: str | Sequence[str],
+    parse: parser.Parser,
     *,
     global_batch_size: int,
-    is_training: bool,
-    image_size: int,
-    normalization: str,
     input_context: tf.distribute.InputContext | None = None,
     seed: int | None = None,
     shuffle_buffer_size: int = DEFAULT_SHUFFLE_BUFFER_SIZE,
-    augmentation: bool = True,
-    random_flip: bool = False,
     repeat: bool | None = None,
     skip_corrupt: bool = False,
     deterministic: bool = False,
@@ -358,11 +335,11 @@ def build_dataset(
 
     Args:
       file_pattern: glob (or list of globs) of TFRecord files, e.g. `/data/train-*`.
+      parse: the input options (`parser.Parser`: side `S`, normalization, crop, flip);
+        `parse.is_training` also shuffles files and records, checks that every record has a
+        label and drops the last partial batch.
       global_batch_size: batch size summed over replicas. With `input_context` the dataset is
         batched per replica (`input_context.get_per_replica_batch_size`).
-      is_training: shuffle files and records, random crop, drop the last partial batch.
-      image_size: side `S` of the square model input.
-      normalization: `"caffe"` or `"delf"`, see `preprocessing.normalize_image`.
       input_context: from `strategy.distribute_datasets_from_function`; shards files across
         input pipelines when there are at least as many files as pipelines, else records (each
         pipeline then reads every file and keeps every n-th record).
@@ -370,9 +347,7 @@ def build_dataset(
         identical across runs). None draws a random seed.
       shuffle_buffer_size: record shuffle buffer (training only). Records are shuffled
         serialized, so 4096 GLDv2 records take ~1 GB.
-      augmentation: Inception-style random crop in training; off gives the evaluation crop.
-      random_flip: random horizontal flip in training (off, as in the paper).
-      repeat: repeat forever; defaults to `is_training`.
+      repeat: repeat forever; defaults to `parse.is_training`.
       skip_corrupt: skip (print and count) corrupt files and records instead of raising.
       deterministic: fixed element order across parallel stages (slower).
       stats: counters of skipped input, updated when `skip_corrupt` is True.
@@ -386,11 +361,10 @@ def build_dataset(
         it). Corrupt input raises `tf.errors.InvalidArgumentError` during iteration, naming the
         file (and record) unless `skip_corrupt` is set.
     """
-    check_options(
-        image_size=image_size, normalization=normalization, shuffle_buffer_size=shuffle_buffer_size
-    )
+    check_shuffle_buffer_size(shuffle_buffer_size)
     batch_size = batch_size_for(global_batch_size, input_context)
     files = list_files(file_pattern)
+    is_training = parse.is_training
     repeat = is_training if repeat is None else repeat
     seeds = pipeline_seeds(seed, input_context)
 
@@ -439,15 +413,11 @@ def build_dataset(
     return records_to_batches(
         ds,
         decode,
+        parse,
         batch_size=batch_size,
-        is_training=is_training,
         repeat=repeat,
         shuffle_buffer_size=shuffle_buffer_size,
         seeds=seeds,
-        image_size=image_size,
-        normalization=normalization,
-        augmentation=augmentation,
-        random_flip=random_flip,
         deterministic=deterministic,
         input_context=input_context,
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from delg_tf.data import decoder, example_schema, reader
+from delg_tf.data import decoder, example_schema, parser, reader
 
 
 def to_rgb(image: tf.Tensor) -> tf.Tensor:
@@ -36,20 +36,16 @@ def to_rgb(image: tf.Tensor) -> tf.Tensor:
 
 def build_tfds_dataset(
     name: str,
+    parse: parser.Parser,
     *,
     data_dir: str | None,
     split: str,
     global_batch_size: int,
-    is_training: bool,
-    image_size: int,
-    normalization: str,
     image_key: str = "image",
     label_key: str | None = "label",
     input_context: tf.distribute.InputContext | None = None,
     seed: int | None = None,
     shuffle_buffer_size: int = reader.DEFAULT_SHUFFLE_BUFFER_SIZE,
-    augmentation: bool = True,
-    random_flip: bool = False,
     repeat: bool | None = None,
     deterministic: bool = False,
 ) -> tf.data.Dataset:
@@ -59,10 +55,9 @@ def build_tfds_dataset(
       name: TFDS name, optionally with config/version (e.g. `"cifar10"`, `"mnist:3.*.*"`).
       data_dir: TFDS data directory (None: the TFDS default).
       split: TFDS split expression, e.g. `"train"` or `"train[:90%]"`.
-      global_batch_size, is_training, image_size, normalization, input_context, seed,
-      shuffle_buffer_size, augmentation, random_flip, repeat, deterministic: as in
-        `reader.build_dataset`. With `input_context`, TFDS shards the split's files across
-        input pipelines (it needs at least as many files as pipelines).
+      parse, global_batch_size, input_context, seed, shuffle_buffer_size, repeat,
+        deterministic: as in `reader.build_dataset`. With `input_context`, TFDS shards the
+        split's files across input pipelines (it needs at least as many files as pipelines).
       image_key: feature holding the image.
       label_key: feature holding the integer class; None for unlabelled data (labels -1).
 
@@ -73,10 +68,9 @@ def build_tfds_dataset(
       ValueError: if an option is invalid or `image_key` / `label_key` is not a feature of the
         dataset (the message lists the features).
     """
-    reader.check_options(
-        image_size=image_size, normalization=normalization, shuffle_buffer_size=shuffle_buffer_size
-    )
+    reader.check_shuffle_buffer_size(shuffle_buffer_size)
     batch_size = reader.batch_size_for(global_batch_size, input_context)
+    is_training = parse.is_training
     repeat = is_training if repeat is None else repeat
     seeds = reader.pipeline_seeds(seed, input_context)
 
@@ -121,15 +115,11 @@ def build_tfds_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=deterministic,
         ),
+        parse,
         batch_size=batch_size,
-        is_training=is_training,
         repeat=repeat,
         shuffle_buffer_size=shuffle_buffer_size,
         seeds=seeds,
-        image_size=image_size,
-        normalization=normalization,
-        augmentation=augmentation,
-        random_flip=random_flip,
         deterministic=deterministic,
         input_context=input_context,
     )

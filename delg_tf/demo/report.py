@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from delg_tf.common.atomic_files import write_json_atomically
+from delg_tf.common.flags_record import FLAGS_RECORD
 from delg_tf.demo import report_markdown as report
 from delg_tf.demo.metrics import demo_metrics, learning_checks
 from delg_tf.demo.paths import Paths
@@ -61,7 +62,7 @@ def write_demo_report(
         "seed": seed,
         "training data": paths.gldv2_dir,
         "test set": f"{paths.gnd_path} (images: {paths.images_dir})",
-        "training flags": os.path.join(paths.logdir("trained"), "flags.txt"),
+        "training flags": os.path.join(paths.logdir("trained"), FLAGS_RECORD),
         "untrained model": "same flags and seed, weights at their random initialisation "
         "(one step at learning rate 0)",
     }

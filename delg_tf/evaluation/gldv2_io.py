@@ -91,17 +91,6 @@ def _task_from_column(path: str, header: list[str], expected_columns: int) -> st
     return _TASK_COLUMN[header[1]]
 
 
-def detect_task(path: str) -> str:
-    """`recognition` or `retrieval`, from the second column of a solution/prediction header.
-
-    Raises:
-        CsvFormatError: If the header names neither `landmarks` nor `images`.
-    """
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        header = _read_header(path, csv.reader(f))
-    return _task_from_column(path, header, len(header) if len(header) in (2, 3) else 3)
-
-
 def _check_task(path: str, found: str, task: str | None) -> str:
     if task is not None and task not in TASKS:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")

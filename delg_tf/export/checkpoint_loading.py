@@ -5,7 +5,6 @@ The training logdir contract (`model_config.json`, `checkpoints/`) is `delg_tf.c
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -15,7 +14,7 @@ import tensorflow as tf
 
 from delg_tf.common import logdir
 from delg_tf.models import DelgModel
-from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
+from delg_tf.models.model_config import read_model_config
 
 COMPUTE_DTYPES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 
@@ -47,26 +46,6 @@ def resolve_checkpoint(ckpt_path: str) -> tuple[str, str]:
         f"--ckpt_path {ckpt_path!r}: no {logdir.MODEL_CONFIG_FILE} next to checkpoint {prefix} "
         "or in its logdir"
     )
-
-
-def read_model_config(path: str) -> dict[str, Any]:
-    """Reads model_config.json; errors name the file.
-
-    A config without ``attention_wiring`` (written before delg-tf recorded it) is returned with
-    ``"pre_2021"`` filled in, after one warning naming the file.
-    """
-    try:
-        with tf.io.gfile.GFile(path, "r") as f:
-            config = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    if not isinstance(config, dict) or "num_classes" not in config:
-        raise ValueError(f"{path}: not a DelgModel config (no num_classes)")
-    try:
-        config[CONFIG_KEY] = attention_wiring_of(config, source=path)
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from e
-    return config
 
 
 def build_model(config: dict[str, Any], compute_dtype: str = "float32") -> DelgModel:

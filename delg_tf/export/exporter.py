@@ -43,12 +43,12 @@ def settings_for_model(
     """
     field = model.receptive_field
     settings = ExportSettings(
-        backbone=model.backbone_name,
-        block3_strides=model.block3_strides,
+        backbone=model.model_config.backbone,
+        block3_strides=model.model_config.block3_strides,
         input_normalization=model.input_normalization,
-        global_dim=model.embedding_dim,
-        local_dim=model.autoencoder_dim
-        if model.use_autoencoder
+        global_dim=model.model_config.embedding_dim,
+        local_dim=model.model_config.autoencoder_dim
+        if model.model_config.use_autoencoder
         else int(model.backbone.output["local"].shape[-1]),
         receptive_field={"size": field.size, "stride": field.stride, "padding": field.padding},
         image_scales=[float(s) for s in image_scales],

@@ -17,6 +17,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from delg_tf.common.atomic_files import write_gfile_text_atomically
+from delg_tf.common.flags_record import FLAGS_RECORD
 from delg_tf.extraction import store_parts
 from delg_tf.extraction.extractor import ExtractionOptions, SavedModelExtractor
 from delg_tf.extraction.part_extraction import PartJob, extract_part
@@ -110,10 +112,7 @@ def extract_with_beam(
         job.output_dir, parts, job.record, job.global_dim, job.local_dim, images_per_part
     )
     if flags_text is not None:
-        import tensorflow as tf
-
-        with tf.io.gfile.GFile(store_parts.join(job.output_dir, "flags.txt"), "w") as f:
-            f.write(flags_text)
+        write_gfile_text_atomically(store_parts.join(job.output_dir, FLAGS_RECORD), flags_text)
     store_parts.write_plan(job.output_dir, parts)
     run_pipeline(model_path, options, job, [name for name, _ in parts], pipeline_args)
     return store_parts.read_json(store_parts.join(job.output_dir, "manifest.json"))

@@ -131,7 +131,7 @@ class SavedModelExtractor:
     (`model_loading`); `model_kind` says which. Every kind returns the official raw outputs, and
     the post-processing is the official one for all: keypoints at the box centres mapped back
     through the resize, L2-normalised local descriptors, and the global descriptor L2-normalised
-    per scale, summed and L2-normalised again (delg_reference.md §3.3).
+    per scale, summed and L2-normalised again (`research/delf/delf/python/examples/extractor.py`).
 
     Args:
       model_path: SavedModel directory.

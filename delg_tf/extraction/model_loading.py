@@ -9,10 +9,11 @@ Three kinds, told apart by what the SavedModel holds (no flag):
   but no settings asset.
 - `official_tf1`: a released TF1-style model (`r50delg_gld_20200814`, ...). Its graph is called
   by tensor name through `prune`, as the official extractor does when `is_tf2_exported` is false
-  (delg_reference.md §3.3). It needs no signature.
+  (`research/delf/delf/python/examples/extractor.py`). It needs no signature.
 
-All three take the official inputs and return the official raw outputs (delg_reference.md §3.1),
-so the post-processing after them is the same code for every kind.
+All three take the official inputs and return the official raw outputs
+(`research/delf/delf/python/training/model/export_local_and_global_model.py`), so the
+post-processing after them is the same code for every kind.
 """
 
 from __future__ import annotations

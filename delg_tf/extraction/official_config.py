@@ -2,7 +2,7 @@
 `r50delg_gldv2clean_config.pbtxt`) into extraction settings.
 
 No protoc and no compiled protos: the `DelfConfig` message is built at run time from a descriptor
-defined here (field names, types and defaults of `delf_config.proto`, delg_reference.md §4) and
+defined here (field names, types and defaults of `research/delf/delf/protos/delf_config.proto`) and
 parsed with protobuf's own text-format parser, so comments, `[a, b]` lists and every number form
 parse as the official code parses them, and proto2 defaults apply where a field is not set.
 

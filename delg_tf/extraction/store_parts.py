@@ -30,6 +30,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from delg_tf.common.atomic_files import write_gfile_text_atomically
 from delg_tf.extraction.feature_store import (
     FORMAT_NAME,
     MANIFEST_NAME,
@@ -87,13 +88,8 @@ def read_json(path: str) -> Any:
 
 
 def write_json(path: str, value: Any) -> None:
-    """Writes to `path.tmp` and renames it over `path` (atomic locally; on object stores the
-    object appears whole)."""
-    gfile = _gfile()
-    tmp = path + ".tmp"
-    with gfile.GFile(tmp, "w") as f:
-        f.write(json.dumps(value))
-    gfile.rename(tmp, path, overwrite=True)
+    """Writes `value` as JSON to `path` atomically (`write_gfile_text_atomically`)."""
+    write_gfile_text_atomically(path, json.dumps(value))
 
 
 def write_plan(output_dir: str, parts: Sequence[tuple[str, Sequence[ImageRecord]]]) -> None:

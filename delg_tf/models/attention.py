@@ -22,7 +22,7 @@ class Attention(keras.layers.Layer):
         training: BatchNorm mode.
 
     Returns:
-        Tuple ``(scores [B, h, w, 1] softplus >= 0, logits [B, h, w, 1] before softplus)``.
+        Tuple `(scores [B, h, w, 1] softplus >= 0, logits [B, h, w, 1] before softplus)`.
     """
 
     def __init__(self, filters: int = 512, synchronized_bn: bool = False, **kwargs):

@@ -3,16 +3,16 @@
 Two wirings exist (both with the autoencoder; without it they are the same model, attention
 from S and pooling over S):
 
-- ``"paper"`` (default): the paper (Sec. 3.2) and the official code since tensorflow/models
+- `"paper"` (default): the paper (Sec. 3.2) and the official code since tensorflow/models
   commit 7ff3ebcc (2021-06-09, "Fix attention application in DELG"). Attention scores
-  ``a = M(S)`` on the stop-gradient conv4 map S; the attention loss pools the reconstruction:
-  ``mean_{h,w}(l2n(S') * a)``. Keypoints are chosen from conv4, and the decoder is needed only
+  `a = M(S)` on the stop-gradient conv4 map S; the attention loss pools the reconstruction:
+  `mean_{h,w}(l2n(S') * a)`. Keypoints are chosen from conv4, and the decoder is needed only
   in training.
-- ``"pre_2021"``: the official code before that commit, and delg-tf before it recorded the
-  wiring. Attention on the reconstruction S', pooling over ``l2n(S)``.
+- `"pre_2021"`: the official code before that commit, and delg-tf before it recorded the
+  wiring. Attention on the reconstruction S', pooling over `l2n(S)`.
 
-A model config without the ``attention_wiring`` key was written before delg-tf recorded it,
-so it is read as ``"pre_2021"`` (with one warning per process): old checkpoints keep giving
+A model config without the `attention_wiring` key was written before delg-tf recorded it,
+so it is read as `"pre_2021"` (with one warning per process): old checkpoints keep giving
 the outputs they were trained to give.
 """
 
@@ -31,7 +31,7 @@ _warned = False
 
 
 def check_attention_wiring(wiring: str) -> str:
-    """Returns ``wiring`` if it is known.
+    """Returns `wiring` if it is known.
 
     Raises:
         ValueError: naming the value and the choices.
@@ -42,14 +42,14 @@ def check_attention_wiring(wiring: str) -> str:
 
 
 def attention_wiring_of(config: dict[str, Any], source: str = "the model config") -> str:
-    """The wiring a saved model config describes; ``"pre_2021"`` if it does not say.
+    """The wiring a saved model config describes; `"pre_2021"` if it does not say.
 
     Args:
-        config: A ``DelgModel.get_config()`` dict, e.g. read from model_config.json.
+        config: A `DelgModel.get_config()` dict, e.g. read from model_config.json.
         source: What the config came from, for the warning (e.g. the file path).
 
     Returns:
-        One of ``ATTENTION_WIRINGS``.
+        One of `ATTENTION_WIRINGS`.
 
     Raises:
         ValueError: for an unknown value.

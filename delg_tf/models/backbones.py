@@ -4,15 +4,15 @@ and a small CPU backbone.
 Every backbone is a Keras functional model taking already-normalized float images
 [B, H, W, 3] and returning a dict of named feature maps:
 
-- ``conv4``: the conv4_x output (stride 16), e.g. [B, H/16, W/16, 1024] for ResNet50.
-- ``conv5``: the conv5_x output (stride 32), e.g. [B, H/32, W/32, 2048] for ResNet50.
-- ``local``: the map the local branch uses: ``conv4`` subsampled by 2 (stride 32, the official
-  ``block3_strides=True``) or ``conv4`` itself (stride 16).
+- `conv4`: the conv4_x output (stride 16), e.g. [B, H/16, W/16, 1024] for ResNet50.
+- `conv5`: the conv5_x output (stride 32), e.g. [B, H/32, W/32, 2048] for ResNet50.
+- `local`: the map the local branch uses: `conv4` subsampled by 2 (stride 32, the official
+  `block3_strides=True`) or `conv4` itself (stride 16).
 
-The returned model also carries plain attributes: ``backbone_name``, ``input_normalization``
-(the ``delg_tf.data.preprocessing.normalize_image`` mode it expects), ``min_input_size``,
-``local_stride`` and the receptive fields ``conv4_receptive_field``,
-``conv5_receptive_field`` and ``local_receptive_field``, all computed from the layer graph.
+The returned model also carries plain attributes: `backbone_name`, `input_normalization`
+(the `delg_tf.data.preprocessing.normalize_image` mode it expects), `min_input_size`,
+`local_stride` and the receptive fields `conv4_receptive_field`,
+`conv5_receptive_field` and `local_receptive_field`, all computed from the layer graph.
 """
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ _RESNET50_STAGES = ((64, 3), (128, 4), (256, 6), (512, 3))
 def _resnet50_official(weights: str | None) -> keras.Model:
     """ResNet50 as the official DELF/DELG code builds it, with keras.applications layer names.
 
-    Same layers, variables and names as ``keras.applications.ResNet50`` (so the same weights
-    layout), but the official stem and BatchNorm: conv1 is a 7x7/2 conv with ``padding='same'``
+    Same layers, variables and names as `keras.applications.ResNet50` (so the same weights
+    layout), but the official stem and BatchNorm: conv1 is a 7x7/2 conv with `padding='same'`
     (TF pads 2 before / 3 after on an even side) and the 3x3/2 max-pool is unpadded, and every
-    BatchNorm has epsilon 1e-3. Its input is RGB (x - 128) / 128 (the ``"delf"`` mode). Used for
-    checkpoints imported from the official TF2 code (``delg_tf.models.official_import``).
+    BatchNorm has epsilon 1e-3. Its input is RGB (x - 128) / 128 (the `"delf"` mode). Used for
+    checkpoints imported from the official TF2 code (`delg_tf.models.official_checkpoint`).
     """
     del weights  # No ImageNet weights exist for this layout; file weights load in get_backbone.
     eps = _OFFICIAL_BN_EPSILON
@@ -174,15 +174,15 @@ def _count_arrays(path: str) -> int:
 
 
 def load_backbone_weights(model: keras.Model, path: str, backbone_name: str) -> None:
-    """Loads a Keras weights file (legacy ``.h5`` or Keras 3 ``.weights.h5``) into a backbone.
+    """Loads a Keras weights file (legacy `.h5` or Keras 3 `.weights.h5`) into a backbone.
 
     Args:
         model: The backbone model (the keras.applications model for ResNets).
-        path: Local weights file, e.g. ``resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5``.
+        path: Local weights file, e.g. `resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5`.
         backbone_name: Registry name, for the error message.
 
     Raises:
-        FileNotFoundError: if ``path`` does not exist.
+        FileNotFoundError: if `path` does not exist.
         ValueError: if the file is not a Keras weights file or does not match the backbone.
     """
     if not os.path.isfile(path):
@@ -220,11 +220,11 @@ def get_backbone(
     """Builds a registered backbone with named feature-map outputs.
 
     Args:
-        name: One of ``BACKBONES``.
-        weights: None (random init), ``"imagenet"`` (keras.applications download; ResNets
+        name: One of `BACKBONES`.
+        weights: None (random init), `"imagenet"` (keras.applications download; ResNets
             only) or the path of a local Keras weights file for the backbone (e.g. the
-            keras.applications ``*_notop.h5``).
-        block3_strides: If True the ``local`` output is conv4 subsampled by 2 (stride 32, as
+            keras.applications `*_notop.h5`).
+        block3_strides: If True the `local` output is conv4 subsampled by 2 (stride 32, as
             the official DELG); else it is conv4 at stride 16.
         synchronized_bn: Use cross-replica BatchNorm statistics (for multi-replica training
             equal to single-replica training at the same global batch).

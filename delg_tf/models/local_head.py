@@ -12,14 +12,14 @@ from delg_tf.models.precision import at_least_float32, head_dtype
 
 
 def attention_pool(features: tf.Tensor, attention: tf.Tensor) -> tf.Tensor:
-    """Attention-weighted mean of L2-normalized features (official ``AttentionModel`` feat).
+    """Attention-weighted mean of L2-normalized features (official `AttentionModel` feat).
 
     Args:
         features: [B, h, w, C] the pooled map: the reconstruction S' (paper wiring) or S.
         attention: [B, h, w, 1] softplus attention scores.
 
     Returns:
-        [B, C] float32 ``mean_{h,w}(l2n(features) * attention)``.
+        [B, C] float32 `mean_{h,w}(l2n(features) * attention)`.
     """
     normalized = tf.math.l2_normalize(at_least_float32(features), axis=-1)
     return tf.reduce_mean(normalized * tf.cast(attention, normalized.dtype), axis=[1, 2])
@@ -30,9 +30,9 @@ class LocalHead(keras.layers.Layer):
     """Local branch of DELG on the (stop-gradient) conv4 map S.
 
     With the autoencoder: descriptors = 1x1 conv C -> d (linear), S' = ReLU(1x1 conv d -> C).
-    The ``"paper"`` wiring computes the attention on S and pools ``mean(l2n(S') * a)`` into a
-    linear classifier; ``"pre_2021"`` computes it on S' and pools over l2n(S) (see
-    ``delg_tf.models.attention_wiring``). Without the autoencoder: descriptors = S, attention
+    The `"paper"` wiring computes the attention on S and pools `mean(l2n(S') * a)` into a
+    linear classifier; `"pre_2021"` computes it on S' and pools over l2n(S) (see
+    `delg_tf.models.attention_wiring`). Without the autoencoder: descriptors = S, attention
     on S, pooling over S, whatever the wiring.
 
     Args:
@@ -42,15 +42,15 @@ class LocalHead(keras.layers.Layer):
         autoencoder_dim: d.
         attention_filters: Hidden channels of the attention module.
         synchronized_bn: Cross-replica BatchNorm in the attention module.
-        attention_wiring: ``"paper"`` or ``"pre_2021"``.
+        attention_wiring: `"paper"` or `"pre_2021"`.
 
     Call args:
         features: [B, h, w, C] S.
         training: BatchNorm mode.
 
     Returns:
-        Dict: ``local_descriptors`` [B, h, w, d] (or C), ``attention`` [B, h, w, 1] (softplus),
-        ``attention_logits`` [B, N] float32, and ``reconstruction`` [B, h, w, C] with the
+        Dict: `local_descriptors` [B, h, w, d] (or C), `attention` [B, h, w, 1] (softplus),
+        `attention_logits` [B, N] float32, and `reconstruction` [B, h, w, C] with the
         autoencoder.
     """
 
@@ -124,8 +124,8 @@ class LocalHead(keras.layers.Layer):
             training: BatchNorm mode.
 
         Returns:
-            Dict: ``local_descriptors`` [B, h, w, d] (or C), ``attention`` [B, h, w, 1], equal
-            to the same keys of ``call``.
+            Dict: `local_descriptors` [B, h, w, d] (or C), `attention` [B, h, w, 1], equal
+            to the same keys of `call`.
         """
         if self.autoencoder is None:
             descriptors, attention_input = features, features

@@ -186,13 +186,3 @@ def compute_receptive_field(model: keras.Model, output_name: str) -> ReceptiveFi
             f"width {field_w}."
         )
     return field_h
-
-
-def layer_receptive_field(layer: keras.layers.Layer, field: ReceptiveField) -> ReceptiveField:
-    """Applies one square layer (e.g. the block3 subsampling pool) to a field."""
-    geometry = _layer_geometry(layer)
-    if geometry is None:
-        return field
-    if geometry[0] != geometry[1]:
-        raise ValueError(f"Layer '{layer.name}' is not square: {geometry}.")
-    return field.then(*geometry[0])

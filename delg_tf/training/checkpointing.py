@@ -2,8 +2,9 @@
 
 The logdir contract the export tool reads (`model_config.json`, `checkpoints/`) is
 `delg_tf.common.logdir`; this module adds the files only training reads back:
-`<logdir>/train_config.json`, the resolved `TrainConfig` (a resumed run must keep its
-`MODEL_FIELDS`), and `<logdir>/flags.txt`, the flags in a form `--flagfile` accepts.
+`<logdir>/train_config.json`, the resolved `TrainConfig` in its flat form (a resumed run must
+keep the model's weight-shaping fields), and `<logdir>/flags.txt`, the flags in a form
+`--flagfile` accepts.
 
 Crash safety comes from TF's checkpoint protocol: the data and index files are written first and
 the `checkpoint` state file is replaced atomically afterwards, so a kill -9 at any moment leaves
@@ -21,36 +22,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from delg_tf.common.atomic_files import write_gfile_text_atomically as write_text_atomically
 from delg_tf.common.flags_record import FLAGS_RECORD
 from delg_tf.common.logdir import MODEL_CONFIG_FILE, inference_model_config
 from delg_tf.models.attention_wiring import CONFIG_KEY, attention_wiring_of
-from delg_tf.training.config import TrainConfig
+from delg_tf.models.model_config import weight_shaping_fields
+from delg_tf.training.config import TrainConfig, model_flag
 from delg_tf.training.errors import FlagError
 
 TRAIN_CONFIG_FILE = "train_config.json"
 FLAGS_FILE = FLAGS_RECORD  # through tf.io.gfile below: a logdir may be on gs://
-# TrainConfig fields that define the model; a resumed run must not change them.
-MODEL_FIELDS = (
-    "backbone",
-    "num_classes",
-    "block3_strides",
-    "delg_embedding_layer_dim",
-    "use_autoencoder",
-    "autoencoder_dimensions",
-    "attention_wiring",
-)
-
-
-def write_text_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` so a crash leaves the old file or the new one, never half of one.
-
-    Not `delg_tf.common.atomic_files` (local disks only): this goes through `tf.io.gfile`, like
-    the checkpoints next to these files and the export code that reads them.
-    """
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(tmp, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(tmp, path, overwrite=True)
 
 
 def write_model_config(model_config: dict, logdir: str) -> str:
@@ -74,8 +55,8 @@ def write_run_files(
 def keep_recorded_wiring(config: TrainConfig, logdir: str) -> TrainConfig:
     """The config a resumed run trains with: the attention wiring its model_config.json names.
 
-    A run started before the wiring was recorded trained the ``"pre_2021"`` wiring; it keeps
-    it (with one warning) whatever ``--attention_wiring`` says, so a resume never changes the
+    A run started before the wiring was recorded trained the `"pre_2021"` wiring; it keeps
+    it (with one warning) whatever `--attention_wiring` says, so a resume never changes the
     model under its checkpoint.
     """
     path = os.path.join(logdir, MODEL_CONFIG_FILE)
@@ -85,7 +66,8 @@ def keep_recorded_wiring(config: TrainConfig, logdir: str) -> TrainConfig:
         recorded = json.load(f)
     if CONFIG_KEY in recorded:
         return config  # check_resumed_config compares it with the flag
-    return dataclasses.replace(config, attention_wiring=attention_wiring_of(recorded, path))
+    model = dataclasses.replace(config.model, attention_wiring=attention_wiring_of(recorded, path))
+    return dataclasses.replace(config, model=model)
 
 
 def check_resumed_config(config: TrainConfig, logdir: str) -> None:
@@ -99,11 +81,12 @@ def check_resumed_config(config: TrainConfig, logdir: str) -> None:
         return
     with tf.io.gfile.GFile(path) as f:
         previous = json.load(f)
-    for field in MODEL_FIELDS:
-        if field in previous and previous[field] != getattr(config, field):
+    current = config.to_flat()
+    for name in map(model_flag, weight_shaping_fields()):
+        if name in previous and previous[name] != current[name]:
             raise FlagError(
-                f"--{field}={getattr(config, field)} but the run in {logdir} was trained with "
-                f"{previous[field]}; use a new --logdir."
+                f"--{name}={current[name]} but the run in {logdir} was trained with "
+                f"{previous[name]}; use a new --logdir."
             )
 
 

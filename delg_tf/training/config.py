@@ -2,8 +2,12 @@
 
 `tools/train.py` turns flags into a `TrainConfig`; everything under `delg_tf/training/` reads
 only this dataclass, so the loop can be driven from tests and other tools without absl.
-The field names are the official flag names where one exists
-(`research/delf/delf/python/training/train.py`).
+The run's field names are the official flag names where one exists
+(`research/delf/delf/python/training/train.py`). The model's architecture is one section,
+`TrainConfig.model`, a `delg_tf.models.model_config.ModelConfig` whose fields are
+`DelgModel`'s own argument names; `MODEL_FLAGS` is the one table between the two namings.
+The flat form (`to_flat` / `from_flat`: every setting under its flag name) is what the binary
+builds and `train_config.json` holds, unchanged from before the model had its own section.
 """
 
 from __future__ import annotations
@@ -11,25 +15,55 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from delg_tf.training.errors import FlagError
 
+if TYPE_CHECKING:
+    from delg_tf.models.model_config import ModelConfig
+
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+# delg-train flag -> `ModelConfig` field, for the model arguments a flag sets. The official
+# flag names stay those of the official train.py; the other fields (e.g. attention_filters)
+# have no flag and keep their own name in the flat form.
+MODEL_FLAGS = {
+    "num_classes": "num_classes",
+    "backbone": "backbone",
+    "imagenet_checkpoint": "backbone_weights",
+    "block3_strides": "block3_strides",
+    "delg_gem_power": "gem_power",
+    "delg_embedding_layer_dim": "embedding_dim",
+    "delg_scale_factor_init": "arcface_scale",
+    "delg_arcface_margin": "arcface_margin",
+    "use_autoencoder": "use_autoencoder",
+    "autoencoder_dimensions": "autoencoder_dim",
+    "attention_wiring": "attention_wiring",
+    "sync_batch_norm": "synchronized_bn",
+}
+_FLAG_OF_FIELD = {field: flag for flag, field in MODEL_FLAGS.items()}
+
+
+def model_flag(field: str) -> str:
+    """The flag (flat-form key) of a `ModelConfig` field: its delg-train flag, else its name."""
+    return _FLAG_OF_FIELD.get(field, field)
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Everything one training run needs, resolved (no FLAGS, no defaults left implicit).
 
-    Attributes mirror the flags of `tools/train.py`; see its help for the meaning of each.
-    `num_classes` is resolved (from the flag, relabeling.csv, the dataset version or the TFDS
-    label feature) before the config is built. The input is either TFRecords
-    (`train_file_pattern`, optional `validation_file_pattern`) or a prepared TFDS dataset
-    (`tfds_name` and the other `tfds_*` fields), never both.
+    Attributes mirror the flags of `tools/train.py`; see its help for the meaning of each. The
+    model's arguments are the section `model` (flags in `MODEL_FLAGS`); its `num_classes` is
+    resolved (from the flag, relabeling.csv, the dataset version or the TFDS label feature)
+    before the config is built, its `backbone_weights` is `--imagenet_checkpoint` (read at step 0
+    only) and its `synchronized_bn` is `--sync_batch_norm` (applied with several replicas only).
+    The input is either TFRecords (`train_file_pattern`, optional `validation_file_pattern`) or
+    a prepared TFDS dataset (`tfds_name` and the other `tfds_*` fields), never both.
     """
 
     logdir: str
-    num_classes: int
+    model: ModelConfig
     train_file_pattern: str = ""
     validation_file_pattern: str = ""
     # TFDS input (used instead of TFRecords when `tfds_name` is set).
@@ -46,21 +80,8 @@ class TrainConfig:
     clip_norm: float = 10.0
     batch_size: int = 32
     max_iters: int = 500_000
-    # Model.
-    backbone: str = "resnet50"
-    block3_strides: bool = True
-    imagenet_checkpoint: str | None = None
     # Fine-tuning: a delg-tf logdir or checkpoint prefix to start from (training/init_checkpoint).
     init_checkpoint: str = ""
-    delg_gem_power: float = 3.0
-    delg_embedding_layer_dim: int = 2048
-    delg_scale_factor_init: float = 45.25
-    delg_arcface_margin: float = 0.1
-    use_autoencoder: bool = True
-    autoencoder_dimensions: int = 128
-    # delg_tf.models.attention_wiring: "paper" or "pre_2021".
-    attention_wiring: str = "paper"
-    sync_batch_norm: bool = True
     # Losses.
     attention_loss_weight: float = 1.0
     reconstruction_loss_weight: float = 10.0
@@ -125,30 +146,27 @@ class TrainConfig:
         )
         # NaN passes every comparison, so finiteness is checked first (issue 12: a NaN
         # learning rate reached step 1 and stopped with a message naming no flag).
+        flat = self.to_flat()
         for name in positive + non_negative:
-            value = getattr(self, name)
-            if not math.isfinite(value):
-                raise FlagError(f"--{name}={value}: must be a finite number.")
+            if not math.isfinite(flat[name]):
+                raise FlagError(f"--{name}={flat[name]}: must be a finite number.")
         for name in positive:
-            if getattr(self, name) <= 0:
-                raise FlagError(f"--{name}={getattr(self, name)}: must be positive.")
+            if flat[name] <= 0:
+                raise FlagError(f"--{name}={flat[name]}: must be positive.")
         for name in non_negative:
-            if getattr(self, name) < 0:
-                raise FlagError(f"--{name}={getattr(self, name)}: must be >= 0.")
-        if self.delg_arcface_margin >= math.pi / 2:
-            raise FlagError(
-                f"--delg_arcface_margin={self.delg_arcface_margin}: must be below pi/2 radians."
-            )
+            if flat[name] < 0:
+                raise FlagError(f"--{name}={flat[name]}: must be >= 0.")
+        margin = self.model.arcface_margin
+        if margin >= math.pi / 2:
+            raise FlagError(f"--delg_arcface_margin={margin}: must be below pi/2 radians.")
         from delg_tf.models.attention_wiring import ATTENTION_WIRINGS
         from delg_tf.models.backbones import BACKBONES
 
-        if self.backbone not in BACKBONES:
-            raise FlagError(f"--backbone={self.backbone}: choose one of {', '.join(BACKBONES)}.")
-        if self.attention_wiring not in ATTENTION_WIRINGS:
-            raise FlagError(
-                f"--attention_wiring={self.attention_wiring!r}: expected one of "
-                f"{ATTENTION_WIRINGS}."
-            )
+        backbone, wiring = self.model.backbone, self.model.attention_wiring
+        if backbone not in BACKBONES:
+            raise FlagError(f"--backbone={backbone}: choose one of {', '.join(BACKBONES)}.")
+        if wiring not in ATTENTION_WIRINGS:
+            raise FlagError(f"--attention_wiring={wiring!r}: expected one of {ATTENTION_WIRINGS}.")
 
     @property
     def has_validation(self) -> bool:
@@ -160,12 +178,42 @@ class TrainConfig:
         """Validation batches per evaluation: the flag, or the official 50000 // batch_size."""
         return self.eval_batches if self.eval_batches > 0 else max(1, 50_000 // self.batch_size)
 
+    def to_flat(self) -> dict[str, Any]:
+        """Every setting under its flag name (`model_flag` for the model section)."""
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del flat["model"]
+        for field, value in dataclasses.asdict(self.model).items():
+            flat[model_flag(field)] = value
+        return flat
+
+    @classmethod
+    def flat_names(cls) -> tuple[str, ...]:
+        """The keys of `to_flat`: the run's fields, then the model's under `model_flag`."""
+        from delg_tf.models.model_config import field_names  # keeps `delg-train --help` TF-free
+
+        run = (f.name for f in dataclasses.fields(cls) if f.name != "model")
+        return (*run, *map(model_flag, field_names()))
+
+    @classmethod
+    def from_flat(cls, settings: Mapping[str, Any]) -> TrainConfig:
+        """The config of a `to_flat` dict (a missing setting takes its default).
+
+        Raises:
+          TypeError: naming a key that is no setting.
+        """
+        from delg_tf.models.model_config import ModelConfig, field_names
+
+        model_keys = {model_flag(field): field for field in field_names()}
+        model = {model_keys[k]: v for k, v in settings.items() if k in model_keys}
+        run = {k: v for k, v in settings.items() if k not in model_keys}
+        return cls(model=ModelConfig(**model), **run)
+
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+        return json.dumps(self.to_flat(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
-        return cls(**json.loads(text))
+        return cls.from_flat(json.loads(text))
 
 
 def check_input_source(

@@ -11,29 +11,23 @@ and a message says so. On resume the run's own checkpoint is restored instead.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.common.logdir import MODEL_CONFIG_FILE, latest_checkpoint
+from delg_tf.common.logdir import (
+    MODEL_CONFIG_FILE,
+    inference_model_config,
+    latest_checkpoint,
+    model_config_path,
+)
 from delg_tf.models import DelgModel
-from delg_tf.models.attention_wiring import attention_wiring_of
-from delg_tf.training.preflight import FlagError
+from delg_tf.models.model_config import fine_tuning_fields, read_model_config
+from delg_tf.training.config import TrainConfig, model_flag
+from delg_tf.training.errors import FlagError
 
-# TrainConfig field <- DelgModel config key: the architecture a fine-tuned run inherits.
-INHERITED_FIELDS = {
-    "backbone": "backbone",
-    "block3_strides": "block3_strides",
-    "delg_gem_power": "gem_power",
-    "delg_embedding_layer_dim": "embedding_dim",
-    "delg_scale_factor_init": "arcface_scale",
-    "use_autoencoder": "use_autoencoder",
-    "autoencoder_dimensions": "autoencoder_dim",
-    "attention_wiring": "attention_wiring",
-}
 # Variables whose shape depends on the class count (paths inside the DelgModel).
 CLASSIFIER_PATHS = ("arcface/", "local_head/att_fc/")
 
@@ -59,39 +53,32 @@ def resolve_init_checkpoint(path: str) -> InitSource:
             f"--init_checkpoint={path}: no checkpoint found (a delg-tf logdir, its "
             "checkpoints/ directory or a checkpoint prefix)"
         )
-    ckpt_dir = os.path.dirname(prefix)
-    for candidate in (
-        os.path.join(ckpt_dir, MODEL_CONFIG_FILE),
-        os.path.join(os.path.dirname(ckpt_dir), MODEL_CONFIG_FILE),
-    ):
-        if tf.io.gfile.exists(candidate):
-            with tf.io.gfile.GFile(candidate) as f:
-                try:
-                    config = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise FlagError(f"--init_checkpoint={path}: {candidate}: {e}") from e
-            config["attention_wiring"] = attention_wiring_of(config, candidate)
-            return InitSource(prefix, candidate, config)
-    raise FlagError(
-        f"--init_checkpoint={path}: no {MODEL_CONFIG_FILE} next to {prefix} or in its logdir"
-    )
+    config_path = model_config_path(prefix)
+    if config_path is None:
+        raise FlagError(
+            f"--init_checkpoint={path}: no {MODEL_CONFIG_FILE} next to {prefix} or in its logdir"
+        )
+    try:
+        return InitSource(prefix, config_path, read_model_config(config_path))
+    except ValueError as e:
+        raise FlagError(f"--init_checkpoint={path}: {e}") from e
 
 
-def inherit_architecture(config, source: InitSource):
+def inherit_architecture(config: TrainConfig, source: InitSource) -> TrainConfig:
     """The run's `TrainConfig` with the source's architecture (flags that differ are logged)."""
     changes = {}
-    for field, key in INHERITED_FIELDS.items():
-        if key in source.model_config and source.model_config[key] != getattr(config, field):
-            changes[field] = source.model_config[key]
-    for field, value in changes.items():
-        logging.info(
-            "--init_checkpoint: --%s=%s from %s (was %s).",
-            field,
-            value,
-            source.config_path,
-            getattr(config, field),
-        )
-    return dataclasses.replace(config, **changes)
+    for field in fine_tuning_fields():
+        ours = getattr(config.model, field)
+        if field in source.model_config and source.model_config[field] != ours:
+            changes[field] = source.model_config[field]
+            logging.info(
+                "--init_checkpoint: --%s=%s from %s (was %s).",
+                model_flag(field),
+                changes[field],
+                source.config_path,
+                ours,
+            )
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, **changes))
 
 
 def _relative_paths(model: keras.Model) -> dict[str, tf.Variable]:
@@ -112,9 +99,7 @@ def initialize_from(model: DelgModel, source: InitSource) -> list[str]:
       FlagError: if the source does not restore into its own config, or a variable's shape
         differs (e.g. a different --attention_filters).
     """
-    config = {k: v for k, v in source.model_config.items() if k != "dtype"}
-    config.update(backbone_weights=None, synchronized_bn=False)
-    src = DelgModel.from_config(config)
+    src = DelgModel.from_config(inference_model_config(source.model_config))
     src.build((None, None, None, 3))
     status = tf.train.Checkpoint(model=src).read(source.prefix).expect_partial()
     try:

@@ -20,7 +20,7 @@ import math
 import tensorflow as tf
 from absl import logging
 
-from delg_tf.data import reader
+from delg_tf.data import parser, reader
 from delg_tf.training.config import TrainConfig
 
 
@@ -45,24 +45,27 @@ def build_input(
         evaluation batches from `config.tfds_validation_split`.
       input_context, seed, repeat, deterministic: as in `reader.build_dataset`.
     """
-    common = dict(
-        global_batch_size=config.batch_size,
-        is_training=is_training,
+    parse = parser.Parser(
         image_size=config.image_size,
         normalization=normalization,
-        input_context=input_context,
-        seed=seed,
+        is_training=is_training,
         augmentation=config.use_augmentation,
         random_flip=config.random_flip,
+    )
+    common = dict(
+        global_batch_size=config.batch_size,
+        input_context=input_context,
+        seed=seed,
         repeat=repeat,
         deterministic=deterministic,
     )
     if not config.tfds_name:
-        return reader.build_dataset(files, **common)
+        return reader.build_dataset(files, parse, **common)
     from delg_tf.data import tfds_source  # only TFDS runs import tensorflow_datasets
 
     return tfds_source.build_tfds_dataset(
         config.tfds_name,
+        parse,
         data_dir=config.tfds_data_dir or None,
         split=config.tfds_split if is_training else config.tfds_validation_split,
         image_key=config.tfds_image_key,

@@ -271,10 +271,10 @@ def check_input(config: TrainConfig, train_files: list[str] | None) -> None:
       FlagError: naming the flag.
     """
     if not config.tfds_name:
-        check_labels(train_files, config.num_classes)
+        check_labels(train_files, config.model.num_classes)
         return
     resolve_tfds_num_classes(
-        config.num_classes,
+        config.model.num_classes,
         name=config.tfds_name,
         data_dir=config.tfds_data_dir,
         image_key=config.tfds_image_key,

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
-from delg_tf.training.checkpointing import write_text_atomically
+from delg_tf.common.atomic_files import write_gfile_text_atomically
 
 SUMMARY_DIR = "train_logs"  # the official train.py's writer directory
 METRICS_FILE = "metrics.jsonl"
@@ -212,7 +212,7 @@ class RunLog:
         if self._metrics_path is None:
             return
         self._metrics_text += json.dumps(entry, sort_keys=True) + "\n"
-        write_text_atomically(self._metrics_path, self._metrics_text)
+        write_gfile_text_atomically(self._metrics_path, self._metrics_text)
 
     def flush(self) -> None:
         self._writer.flush()

@@ -185,10 +185,10 @@ class TrainSteps:
         config, model, optimizer = self._config, self._state.model, self._state.optimizer
         replicas = tf.distribute.get_replica_context().num_replicas_in_sync
         labels = tf.cast(labels, tf.int32)
-        in_range = labels_in_range(labels, config.num_classes)
+        in_range = labels_in_range(labels, config.model.num_classes)
         bad_labels = tf.reduce_sum(tf.cast(tf.logical_not(in_range), tf.float32))
         # Clipped only so the step can finish and report; any bad label stops the run unsaved.
-        labels = tf.clip_by_value(labels, 0, config.num_classes - 1)
+        labels = tf.clip_by_value(labels, 0, config.model.num_classes - 1)
         variables = model.trainable_variables
         losses, grads, logits, attention_logits, attention = self._forward_backward(images, labels)
         pairs = [(g, v) for g, v in zip(grads, variables, strict=True) if g is not None]

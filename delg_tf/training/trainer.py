@@ -28,10 +28,7 @@ from absl import logging
 from delg_tf.common import logdir
 from delg_tf.training import checkpointing, init_checkpoint, logdir_lock, preflight
 from delg_tf.training.config import TrainConfig
-from delg_tf.training.errors import (
-    NonFiniteLossError,
-    TrainingError,  # noqa: F401  (delg-train catches it here)
-)
+from delg_tf.training.errors import NonFiniteLossError
 from delg_tf.training.evaluation import Validation
 from delg_tf.training.inputs import TrainingInput, validation_dataset
 from delg_tf.training.preemption import StopRequest
@@ -115,7 +112,7 @@ class Trainer:
         resuming = tf.train.get_checkpoint_state(checkpoint_dir) is not None
         init_source = None
         if config.init_checkpoint:
-            if config.imagenet_checkpoint:
+            if config.model.backbone_weights:
                 raise preflight.FlagError(
                     "--init_checkpoint and --imagenet_checkpoint both initialise the backbone; "
                     "give one."
@@ -133,7 +130,9 @@ class Trainer:
         state = build_training_state(config, self.strategy, resuming)
         self.model, self.optimizer, self.step = state.model, state.optimizer, state.step
         normalization = self.model.input_normalization
-        preflight.check_image_size(config.image_size, config.backbone, self.model.min_input_size)
+        preflight.check_image_size(
+            config.image_size, config.model.backbone, self.model.min_input_size
+        )
         if self.chief:
             checkpointing.write_run_files(
                 config.logdir, config, self.model.get_config(), flags_text
@@ -151,8 +150,8 @@ class Trainer:
             logging.info("Resumed from %s at step %d.", self.last_checkpoint, self.current_step)
         elif init_source is not None:
             init_checkpoint.initialize_from(self.model, init_source)
-        elif config.imagenet_checkpoint:
-            logging.info("Backbone initialised from %s at step 0.", config.imagenet_checkpoint)
+        elif config.model.backbone_weights:
+            logging.info("Backbone initialised from %s at step 0.", config.model.backbone_weights)
         if not train_input.checkpointable:
             # A fresh order after a restart, reproducible from (seed, step).
             self.train_iterator = train_input.iterator(config.seed + self.current_step)
@@ -167,7 +166,7 @@ class Trainer:
                 self.model,
                 self.strategy,
                 validation_dataset(validation_files, config, self.strategy, normalization),
-                config.num_classes,
+                config.model.num_classes,
             )
             if config.has_validation
             else None
@@ -236,7 +235,7 @@ class Trainer:
             while step < config.max_iters:
                 chunk = self.run_chunk(self._chunk_size(step), stop.requested)
                 step = self.current_step
-                raise_if_unhealthy(chunk, step, config.num_classes, self.last_checkpoint)
+                raise_if_unhealthy(chunk, step, config.model.num_classes, self.last_checkpoint)
                 progress.add(chunk)
                 finished = step >= config.max_iters
                 if chunk.stop or finished or step % config.report_interval == 0:

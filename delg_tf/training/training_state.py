@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 
 from delg_tf.models import DelgModel
+from delg_tf.models.model_config import ModelConfig
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.optimizer import build_optimizer
 
@@ -44,21 +45,15 @@ def global_dtype_policy(name: str | None) -> Iterator[None]:
         keras.mixed_precision.set_global_policy(previous)
 
 
-def model_kwargs(config: TrainConfig, backbone_weights: str | None, synchronized_bn: bool):
-    """`DelgModel` arguments for a training config (official flag names -> model names)."""
-    return dict(
-        num_classes=config.num_classes,
-        backbone=config.backbone,
-        backbone_weights=backbone_weights,
-        block3_strides=config.block3_strides,
-        gem_power=config.delg_gem_power,
-        embedding_dim=config.delg_embedding_layer_dim,
-        arcface_scale=config.delg_scale_factor_init,
-        arcface_margin=config.delg_arcface_margin,
-        use_autoencoder=config.use_autoencoder,
-        autoencoder_dim=config.autoencoder_dimensions,
-        attention_wiring=config.attention_wiring,
-        synchronized_bn=synchronized_bn,
+def model_config(
+    config: TrainConfig, strategy: tf.distribute.Strategy, resuming: bool
+) -> ModelConfig:
+    """`config.model` as this run builds it: ImageNet weights only for a fresh run, cross-replica
+    BatchNorm only when there are several replicas."""
+    return dataclasses.replace(
+        config.model,
+        backbone_weights=None if resuming else config.model.backbone_weights,
+        synchronized_bn=config.model.synchronized_bn and strategy.num_replicas_in_sync > 1,
     )
 
 
@@ -71,17 +66,11 @@ def build_training_state(
       config: the run's settings.
       strategy: the run's strategy.
       resuming: a checkpoint will be restored; the backbone then comes from it, so
-        `config.imagenet_checkpoint` is not read.
+        `config.model.backbone_weights` (`--imagenet_checkpoint`) is not read.
     """
     policy = "mixed_bfloat16" if config.mixed_precision else None
     with global_dtype_policy(policy), strategy.scope():
-        model = DelgModel(
-            **model_kwargs(
-                config,
-                backbone_weights=None if resuming else config.imagenet_checkpoint,
-                synchronized_bn=config.sync_batch_norm and strategy.num_replicas_in_sync > 1,
-            )
-        )
+        model = DelgModel(**dataclasses.asdict(model_config(config, strategy, resuming)))
         model.build((None, config.image_size, config.image_size, 3))
         optimizer = build_optimizer(config)
         # Built inside the scope: slot variables created lazily in the first step fail under

@@ -6,7 +6,8 @@ from delg_tf.data import example_schema as schema
 
 
 def _official_style_example(label=None):
-    # Written field by field as the official build_image_dataset.py does (reference §2.1).
+    # Written field by field as the official research/delf/delf/python/training/
+    # build_image_dataset.py does.
     def b(v):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
 

@@ -1,5 +1,7 @@
 """Tests for delg_tf.data.parser: the official crop, the evaluation crop, flips, determinism."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -42,12 +44,9 @@ def test_crop_window_is_a_function_of_the_seed():
 @pytest.mark.parametrize("mode,low,high", [("delf", -1.0, 127 / 128), ("caffe", -124.0, 152.0)])
 def test_training_parse_shape_dtype_range(mode, low, high):
     image = tf.constant(np.random.default_rng(0).integers(0, 256, [50, 70, 3]), tf.uint8)
-    out, label = parser.parse(
-        {"image": image, "label": tf.constant(5, tf.int32), "id": tf.constant("x")},
-        is_training=True,
-        image_size=32,
-        normalization=mode,
-        seed=_seed(0),
+    parse = parser.Parser(image_size=32, normalization=mode, is_training=True)
+    out, label = parse(
+        {"image": image, "label": tf.constant(5, tf.int32), "id": tf.constant("x")}, _seed(0)
     )
     assert out.shape == (32, 32, 3) and out.dtype == tf.float32
     assert label.dtype == tf.int32 and int(label) == 5
@@ -56,9 +55,7 @@ def test_training_parse_shape_dtype_range(mode, low, high):
 
 def test_training_crop_of_flat_image_is_flat():
     image = tf.fill([40, 60, 3], tf.constant(100, tf.uint8))
-    out = parser.parse_image(
-        image, is_training=True, image_size=24, normalization="delf", seed=_seed(1)
-    )
+    out = parser.Parser(24, "delf", is_training=True).parse_image(image, _seed(1))
     np.testing.assert_allclose(out.numpy(), (100 - 128) / 128, atol=1e-5)
 
 
@@ -71,9 +68,7 @@ def _column_ramp(height, width):
 def test_evaluation_crop_preserves_aspect():
     # 64x128 -> shorter side 32 gives 32x64 (area: output column j averages source columns
     # 2j, 2j+1), then the central 32 columns start at resized column 16.
-    out = parser.parse_image(
-        _column_ramp(64, 128), is_training=False, image_size=32, normalization="delf"
-    )
+    out = parser.Parser(32, "delf", is_training=False).parse_image(_column_ramp(64, 128))
     pixels = preprocessing.denormalize_image(out, "delf").numpy()
     expected = 2 * (np.arange(32) + 16) + 0.5
     np.testing.assert_allclose(pixels[5, :, 0], expected, atol=1e-3)
@@ -82,22 +77,22 @@ def test_evaluation_crop_preserves_aspect():
 
 def test_no_augmentation_training_equals_evaluation_without_seed():
     image = _column_ramp(48, 80)
-    kwargs = dict(image_size=24, normalization="caffe")
-    train = parser.parse_image(image, is_training=True, augmentation=False, **kwargs)
-    evaluation = parser.parse_image(image, is_training=False, **kwargs)
+    train = parser.Parser(24, "caffe", is_training=True, augmentation=False).parse_image(image)
+    evaluation = parser.Parser(24, "caffe", is_training=False).parse_image(image)
     np.testing.assert_array_equal(train.numpy(), evaluation.numpy())
 
 
 def test_no_flip_by_default_and_flips_when_enabled():
     image = _column_ramp(32, 32)
-    kwargs = dict(is_training=True, augmentation=False, image_size=32, normalization="delf")
-    unflipped = parser.parse_image(image, **kwargs).numpy()
+    no_flip = parser.Parser(32, "delf", is_training=True, augmentation=False)
+    flip = dataclasses.replace(no_flip, random_flip=True)
+    unflipped = no_flip.parse_image(image).numpy()
     assert unflipped[0, 0, 0] < unflipped[0, -1, 0]
     for i in range(20):
-        np.testing.assert_array_equal(parser.parse_image(image, seed=_seed(i), **kwargs), unflipped)
+        np.testing.assert_array_equal(no_flip.parse_image(image, _seed(i)), unflipped)
     flips = 0
     for i in range(40):
-        out = parser.parse_image(image, seed=_seed(i), random_flip=True, **kwargs).numpy()
+        out = flip.parse_image(image, _seed(i)).numpy()
         if np.array_equal(out, unflipped[:, ::-1]):
             flips += 1
         else:
@@ -105,12 +100,14 @@ def test_no_flip_by_default_and_flips_when_enabled():
     assert 5 <= flips <= 35
 
 
-def test_training_randomness_requires_a_seed_and_known_mode():
+def test_training_randomness_requires_a_seed_and_options_are_checked():
     image = tf.zeros([16, 16, 3], tf.uint8)
     with pytest.raises(ValueError, match="seed"):
-        parser.parse_image(image, is_training=True, image_size=8, normalization="delf")
-    with pytest.raises(ValueError, match="'rgb'"):
-        parser.parse_image(image, is_training=False, image_size=8, normalization="rgb")
+        parser.Parser(8, "delf", is_training=True).parse_image(image)
+    with pytest.raises(ValueError, match="normalization .*got 'rgb'"):
+        parser.Parser(8, "rgb", is_training=False)
+    with pytest.raises(ValueError, match="image_size .*got 0"):
+        parser.Parser(0, "delf", is_training=False)
 
 
 def test_parse_is_deterministic_in_a_dataset_map():
@@ -119,9 +116,7 @@ def test_parse_is_deterministic_in_a_dataset_map():
     def run():
         ds = tf.data.Dataset.from_tensor_slices(images).enumerate()
         ds = ds.map(
-            lambda i, im: parser.parse_image(
-                im, is_training=True, image_size=16, normalization="delf", seed=_seed(i)
-            ),
+            lambda i, im: parser.Parser(16, "delf", is_training=True).parse_image(im, _seed(i)),
             num_parallel_calls=4,
         )
         return np.stack([x.numpy() for x in ds])

@@ -70,16 +70,3 @@ def test_central_crop_takes_the_middle():
     image = tf.reshape(tf.range(5 * 7, dtype=tf.int32), [5, 7, 1])
     crop = preprocessing.central_crop(image, 3).numpy()[..., 0]
     np.testing.assert_array_equal(crop, np.arange(35).reshape(5, 7)[1:4, 2:5])
-
-
-def test_resize_max_side_caps_longer_side_and_reports_scale():
-    resized, factors = preprocessing.resize_max_side(tf.zeros([300, 1200, 3], tf.uint8), 1024)
-    assert resized.shape == (256, 1024, 3)
-    np.testing.assert_allclose(factors.numpy(), [256 / 300, 1024 / 1200], rtol=1e-6)
-
-
-def test_resize_max_side_never_enlarges():
-    image = tf.constant(_pixels([20, 30, 3]))
-    resized, factors = preprocessing.resize_max_side(image, 1024)
-    np.testing.assert_array_equal(resized.numpy(), image.numpy())
-    np.testing.assert_array_equal(factors.numpy(), [1.0, 1.0])

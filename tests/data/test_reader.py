@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from delg_tf.data import example_schema, reader
+from delg_tf.data import example_schema, parser, reader
 
 SIZE = 24
 
@@ -39,10 +39,11 @@ def _labels(ds):
     return np.concatenate([labels.numpy() for _, labels in ds])
 
 
-def _eval(pattern, **kwargs):
-    options = dict(global_batch_size=4, is_training=False, image_size=SIZE, normalization="delf")
+def _eval(pattern, normalization="delf", **kwargs):
+    parse = parser.Parser(image_size=SIZE, normalization=normalization, is_training=False)
+    options = dict(global_batch_size=4)
     options.update(kwargs)
-    return reader.build_dataset(pattern, **options)
+    return reader.build_dataset(pattern, parse, **options)
 
 
 def test_evaluation_yields_every_record_once_with_shapes_and_dtypes(tmp_path):
@@ -61,10 +62,8 @@ def test_training_batches_are_full_shuffled_and_repeat(tmp_path):
     _shards(tmp_path, num_files=2, per_file=20)
     ds = reader.build_dataset(
         str(tmp_path / "train-*"),
+        parser.Parser(is_training=True, image_size=SIZE, normalization="caffe"),
         global_batch_size=8,
-        is_training=True,
-        image_size=SIZE,
-        normalization="caffe",
         seed=3,
     )
     labels = []
@@ -80,10 +79,8 @@ def test_epoch_without_repeat_drops_only_the_remainder(tmp_path):
     _shards(tmp_path, num_files=2, per_file=5)
     ds = reader.build_dataset(
         str(tmp_path / "train-*"),
+        parser.Parser(is_training=True, image_size=SIZE, normalization="delf"),
         global_batch_size=4,
-        is_training=True,
-        image_size=SIZE,
-        normalization="delf",
         repeat=False,
         seed=0,
     )
@@ -123,13 +120,10 @@ def test_two_input_pipelines_cover_all_records_disjointly(tmp_path, num_files):
 def _train_batches(pattern, seed, steps=3):
     ds = reader.build_dataset(
         pattern,
+        parser.Parser(is_training=True, image_size=SIZE, normalization="delf", random_flip=True),
         global_batch_size=4,
-        is_training=True,
-        image_size=SIZE,
-        normalization="delf",
         seed=seed,
         deterministic=True,
-        random_flip=True,
     )
     return [(images.numpy(), labels.numpy()) for images, labels in ds.take(steps)]
 
@@ -185,7 +179,9 @@ def test_unlabelled_records_are_refused_in_training_only(tmp_path):
     pattern = str(tmp_path / "test-*")
     np.testing.assert_array_equal(_labels(_eval(pattern)), [-1, -1, -1])
     ds = reader.build_dataset(
-        pattern, global_batch_size=2, is_training=True, image_size=SIZE, normalization="delf"
+        pattern,
+        parser.Parser(is_training=True, image_size=SIZE, normalization="delf"),
+        global_batch_size=2,
     )
     with pytest.raises(tf.errors.InvalidArgumentError, match="no image/class/label"):
         next(iter(ds))
@@ -205,10 +201,8 @@ def test_distribute_datasets_from_function_on_two_replicas(tmp_path):
     def dataset_fn(context):
         return reader.build_dataset(
             str(tmp_path / "train-*"),
+            parser.Parser(is_training=True, image_size=SIZE, normalization="delf"),
             global_batch_size=4,
-            is_training=True,
-            image_size=SIZE,
-            normalization="delf",
             input_context=context,
             seed=0,
             skip_corrupt=True,

@@ -5,23 +5,16 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from delg_tf.data import tfds_source
+from delg_tf.data import parser, tfds_source
 
 SIZE = 24
 
 
-def _build(name, tmp_path, **kwargs):
-    options = dict(
-        data_dir=str(tmp_path),
-        split="train",
-        global_batch_size=4,
-        is_training=True,
-        image_size=SIZE,
-        normalization="delf",
-        seed=0,
-    )
+def _build(name, tmp_path, is_training=True, normalization="delf", random_flip=False, **kwargs):
+    parse = parser.Parser(SIZE, normalization, is_training, random_flip=random_flip)
+    options = dict(data_dir=str(tmp_path), split="train", global_batch_size=4, seed=0)
     options.update(kwargs)
-    return tfds_source.build_tfds_dataset(name, **options)
+    return tfds_source.build_tfds_dataset(name, parse, **options)
 
 
 def test_mnist_grayscale_becomes_rgb_batches(tmp_path):

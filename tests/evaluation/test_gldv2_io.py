@@ -38,13 +38,6 @@ def test_read_retrieval_solution(tmp_path):
     assert solution.ignored == {"q3"}
 
 
-def test_detect_task(tmp_path):
-    assert io.detect_task(_write(tmp_path, "s.csv", RETRIEVAL_SOLUTION)) == io.RETRIEVAL
-    assert io.detect_task(_write(tmp_path, "p.csv", "id,landmarks\na,1 0.5\n")) == io.RECOGNITION
-    with pytest.raises(io.CsvFormatError, match="p2.csv:1: header 'id,labels'"):
-        io.detect_task(_write(tmp_path, "p2.csv", "id,labels\n"))
-
-
 @pytest.mark.parametrize(
     "text, message",
     [

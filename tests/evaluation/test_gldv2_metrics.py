@@ -8,7 +8,8 @@ import pytest
 from delg_tf.evaluation import gldv2_metrics as m
 from delg_tf.evaluation.gldv2_io import RecognitionPrediction as P
 
-# The official metrics_test.py fixtures (reference §7), with their published expected values.
+# The fixtures of the official research/delf/delf/python/datasets/google_landmarks_dataset/
+# metrics_test.py, with their published expected values.
 RECOGNITION_SOLUTION = {
     "0123456789abcdef": [0, 12],
     "0223456789abcdef": [100, 200, 300],

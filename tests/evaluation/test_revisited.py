@@ -8,7 +8,7 @@ import pytest
 from delg_tf.evaluation import revisited
 
 # ----------------------------------------------------------------------------------------------
-# Anchors from the official revisited_op/dataset_test.py (reference §7).
+# Anchors from the official research/delf/delf/python/datasets/revisited_op/dataset_test.py.
 
 
 def test_average_precision_official_anchor():

@@ -60,7 +60,8 @@ def test_every_kind_gives_the_official_features(models):
         extractor = SavedModelExtractor(path, options)
         assert extractor.model_kind == kind
         global_desc, local = extractor(block_image(), factors)
-        # The official post-processing of the raw outputs (delg_reference.md §3.3).
+        # The official post-processing of the raw outputs (research/delf/delf/python/examples/
+        # extractor.py).
         raw = {k: v.numpy() for k, v in extractor.raw(block_image()).items()}
         assert raw["scores"].shape == (len(raw["boxes"]), 1)
         per_scale = raw["global_descriptors"]

@@ -4,7 +4,7 @@ import pytest
 
 from delg_tf.extraction.official_config import parse_official_config, read_official_config
 
-# research/delf/delf/python/delg/r50delg_gldv2clean_config.pbtxt (delg_reference.md §4).
+# research/delf/delf/python/delg/r50delg_gldv2clean_config.pbtxt.
 R50_GLDV2CLEAN = """\
 use_local_features: true
 use_global_features: true

@@ -84,7 +84,7 @@ def tiny_config(records: str, logdir: str, **overrides) -> TrainConfig:
         deterministic_input=True,
     )
     settings.update(overrides)
-    return TrainConfig(**settings)
+    return TrainConfig.from_flat(settings)
 
 
 @pytest.fixture

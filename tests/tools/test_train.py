@@ -53,20 +53,21 @@ def test_paper_flagfile_gives_the_paper_settings(tmp_path):
             f"--logdir={tmp_path / 'log'}",
         ]
     )
-    assert (config.backbone, config.image_size, config.batch_size) == ("resnet50", 512, 256)
+    model = config.model
+    assert (model.backbone, config.image_size, config.batch_size) == ("resnet50", 512, 256)
     assert (config.initial_lr, config.momentum, config.clip_norm) == (0.01, 0.9, 10.0)
-    assert (config.delg_arcface_margin, config.delg_scale_factor_init) == (0.1, 45.25)
-    assert (config.delg_gem_power, config.delg_embedding_layer_dim) == (3.0, 2048)
-    assert (config.autoencoder_dimensions, config.use_autoencoder) == (128, True)
+    assert (model.arcface_margin, model.arcface_scale) == (0.1, 45.25)
+    assert (model.gem_power, model.embedding_dim) == (3.0, 2048)
+    assert (model.autoencoder_dim, model.use_autoencoder) == (128, True)
     assert (config.attention_loss_weight, config.reconstruction_loss_weight) == (1.0, 10.0)
-    assert config.num_classes == 3  # from relabeling.csv next to the data
+    assert model.num_classes == 3  # from relabeling.csv next to the data
     r101 = _config(
         [
             f"--flagfile={REPO}/experiments/r101_delg_gldv2_clean.flags",
             f"--train_file_pattern={pattern}",
         ]
     )
-    assert r101.backbone == "resnet101" and r101.image_size == 512
+    assert r101.model.backbone == "resnet101" and r101.image_size == 512
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "experiments", "*.flags"))))
@@ -88,7 +89,8 @@ def test_official_flag_names_and_int_autoencoder_dimensions(tmp_path):
             "--num_classes=3",
         ]
     )
-    assert config.autoencoder_dimensions == 64 and not config.block3_strides
+    assert config.model.autoencoder_dim == 64 and not config.model.block3_strides
+    assert config.model.embedding_dim == 512
     with pytest.raises(flags.IllegalFlagValueError):
         _config([f"--train_file_pattern={pattern}", "--autoencoder_dimensions=12.5"])
 

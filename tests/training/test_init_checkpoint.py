@@ -34,7 +34,7 @@ def test_fine_tune_from_a_tiny_run_keeps_every_weight_and_starts_at_step_0(make_
     )  # fmt: skip
     tuned = trainer.Trainer(config)
     assert tuned.current_step == 0 and int(tuned.optimizer.iterations.numpy()) == 0
-    assert tuned.config.delg_embedding_layer_dim == 64
+    assert tuned.config.model.embedding_dim == 64
     got = _path_map(tuned.model)
     assert sorted(got) == sorted(want)
     for path, value in want.items():
@@ -84,9 +84,9 @@ def test_fine_tune_the_imported_official_model_on_a_class_folder_set(
         save_interval=2, report_interval=1, use_augmentation=False,
     )  # fmt: skip
     tuned = trainer.Trainer(config)
-    assert tuned.config.backbone == "resnet50_official"
+    assert tuned.config.model.backbone == "resnet50_official"
     assert tuned.model.input_normalization == "delf"
-    assert tuned.config.delg_embedding_layer_dim == 2048
+    assert tuned.config.model.embedding_dim == 2048
     reader = tf.train.load_checkpoint(
         os.path.join(official, "delf_tf2-ckpt", "ckpt-1")
     )  # the official weights, not a copy of a copy

@@ -35,8 +35,14 @@ def test_window_metrics_known_answer():
 
 
 def test_first_call_is_left_out_of_the_throughput_and_windows_restart(tmp_path):
-    config = TrainConfig(
-        logdir=str(tmp_path), train_file_pattern="unused", num_classes=4, batch_size=8, max_iters=35
+    config = TrainConfig.from_flat(
+        dict(
+            logdir=str(tmp_path),
+            train_file_pattern="unused",
+            num_classes=4,
+            batch_size=8,
+            max_iters=35,
+        )
     )
     with ProgressReport(config, chief=True, normalization="delf") as progress:
         progress.add(_chunk(5, 100.0, 1.0))  # traces: not timed

@@ -30,7 +30,7 @@ def test_run_from_before_the_wiring_was_recorded_resumes_pre_2021(make_config, m
     resumed = trainer.Trainer(make_config(max_iters=4, save_interval=2, report_interval=2))
     assert resumed.current_step == 2
     assert resumed.model.attention_wiring == "pre_2021"
-    assert resumed.config.attention_wiring == "pre_2021"
+    assert resumed.config.model.attention_wiring == "pre_2021"
     with open(os.path.join(config.logdir, "model_config.json")) as f:
         assert json.load(f)["attention_wiring"] == "pre_2021"  # now recorded
     assert attention_wiring._warned

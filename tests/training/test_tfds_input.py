@@ -127,21 +127,23 @@ def test_delg_train_on_mock_mnist_takes_num_classes_from_the_builder(tmp_path):
 
 
 def test_prepared_tfds_dataset_resumes_from_its_checkpointed_input_position(colours_dir, tmp_path):
-    config = TrainConfig(
-        logdir=str(tmp_path / "run"),
-        num_classes=3,
-        tfds_name="delg_test_colours",
-        tfds_data_dir=colours_dir,
-        tfds_image_key="photo",
-        tfds_label_key="landmark",
-        backbone="resnet_tiny",
-        image_size=32,
-        batch_size=4,
-        max_iters=6,
-        delg_embedding_layer_dim=32,
-        autoencoder_dimensions=8,
-        strategy="one_device",
-        deterministic_input=True,
+    config = TrainConfig.from_flat(
+        dict(
+            logdir=str(tmp_path / "run"),
+            num_classes=3,
+            tfds_name="delg_test_colours",
+            tfds_data_dir=colours_dir,
+            tfds_image_key="photo",
+            tfds_label_key="landmark",
+            backbone="resnet_tiny",
+            image_size=32,
+            batch_size=4,
+            max_iters=6,
+            delg_embedding_layer_dim=32,
+            autoencoder_dimensions=8,
+            strategy="one_device",
+            deterministic_input=True,
+        )
     )
     first = trainer.Trainer(config)
     first.run_chunk(3)
@@ -159,22 +161,26 @@ def test_prepared_tfds_dataset_resumes_from_its_checkpointed_input_position(colo
 
 
 def test_tfds_pipelines_are_serializable_unless_tfds_reads_through_python(colours_dir, tmp_path):
-    config = TrainConfig(
-        logdir=str(tmp_path),
-        num_classes=3,
-        tfds_name="delg_test_colours",
-        tfds_data_dir=colours_dir,
-        tfds_image_key="photo",
-        tfds_label_key="landmark",
-        image_size=32,
-        batch_size=4,
+    config = TrainConfig.from_flat(
+        dict(
+            logdir=str(tmp_path),
+            num_classes=3,
+            tfds_name="delg_test_colours",
+            tfds_data_dir=colours_dir,
+            tfds_image_key="photo",
+            tfds_label_key="landmark",
+            image_size=32,
+            batch_size=4,
+        )
     )
     strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
     assert TrainingInput(None, config, strategy, "delf").checkpointable
     with tfds.testing.mock_data(num_examples=4):
         mock = TrainingInput(
             None,
-            TrainConfig(logdir=str(tmp_path), num_classes=10, tfds_name="mnist", image_size=32),
+            TrainConfig.from_flat(
+                dict(logdir=str(tmp_path), num_classes=10, tfds_name="mnist", image_size=32)
+            ),
             strategy,
             "delf",
         )
@@ -189,7 +195,7 @@ def test_num_classes_comes_from_the_label_feature_or_must_agree_with_it(colours_
         "--tfds_image_key=photo",
     ]
     config = _config_from_flags([*base, "--tfds_label_key=landmark"])
-    assert config.num_classes == 3 and config.tfds_image_key == "photo"
+    assert config.model.num_classes == 3 and config.tfds_image_key == "photo"
     with pytest.raises(preflight.FlagError, match="--num_classes=5 but --tfds_label_key=landmark"):
         _config_from_flags([*base, "--tfds_label_key=landmark", "--num_classes=5"])
     # An integer feature without a class count needs --num_classes.
@@ -197,7 +203,10 @@ def test_num_classes_comes_from_the_label_feature_or_must_agree_with_it(colours_
         preflight.FlagError, match="--tfds_label_key=group of --tfds_name=delg_test_colours gives"
     ):
         _config_from_flags([*base, "--tfds_label_key=group"])
-    assert _config_from_flags([*base, "--tfds_label_key=group", "--num_classes=2"]).num_classes == 2
+    assert (
+        _config_from_flags([*base, "--tfds_label_key=group", "--num_classes=2"]).model.num_classes
+        == 2
+    )
 
 
 @pytest.mark.parametrize(
@@ -236,7 +245,7 @@ def test_unprepared_dataset_or_missing_split_fails_before_training(colours_dir, 
             *SMALL_MODEL,
         ]
     )
-    assert config.num_classes == 3  # from the builder's code: its metadata needs no data
+    assert config.model.num_classes == 3  # from the builder's code: its metadata needs no data
     with pytest.raises(
         preflight.FlagError,
         match=(
