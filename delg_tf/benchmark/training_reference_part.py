@@ -109,9 +109,10 @@ def reference_timings(
     """
     workers = {}
     try:
-        for step in steps:  # one build at a time: each traces faster alone
+        for step in steps:  # built side by side (nothing is timed yet), then timed in turn
             workers[step] = StepWorker(step, image_size, batch_size, num_classes, tiny)
-            workers[step].wait_ready()
+        for worker in workers.values():
+            worker.wait_ready()
         seconds = {step: {m: [] for m in _MODES} for step in steps}
         for _ in range(repeats):
             for mode in ("train", "infer"):

@@ -230,9 +230,9 @@ def get_backbone(
             the official DELG); else it is conv4 at stride 16.
         synchronized_bn: Use cross-replica BatchNorm statistics (for multi-replica training
             equal to single-replica training at the same global batch).
-        fused_batch_norm: Run the BatchNorm layers on TF's fused kernel
-            (``delg_tf.models.fused_batch_norm``: same variables and numbers to float32
-            rounding, faster training); synchronized BatchNorm keeps the Keras path.
+        fused_batch_norm: Run the BatchNorm layers on TF's fused kernel, as tf.keras did
+            (``delg_tf.models.fused_batch_norm``: same variables, and the same numbers to
+            float32 rounding); synchronized BatchNorm keeps the Keras path.
 
     Returns:
         A functional model images [B, H, W, 3] -> dict(conv4 [B, h16, w16, C4],
