@@ -61,6 +61,10 @@ setup(
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
         # 2.77 measured beside tensorflow-cpu 2.21 (protobuf 6.33); [gcp] adds Dataflow's client.
         "beam": ["apache-beam>=2.77,<2.78"],
+        # delg-benchmark --parts=training_reference only (the Keras 2 reference step). tf-keras
+        # 2.21 requires `tensorflow` (the CUDA build): install it with --no-deps beside
+        # tensorflow-cpu, `pip install --no-deps 'tf-keras==2.21.*'`, so it never replaces it.
+        "benchmark": [f"tf-keras=={TF_VERSION}"],
     },
     entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

@@ -19,6 +19,11 @@ TensorFlow's allocator grows):
               (heads, ArcFace, losses) at the same size and batch.
   training    the real training loop (Trainer) for R50 float32 and mixed_bfloat16, and for the
               demo model; its cost over the bare DELG step; fraction of the matmul peak.
+  training_reference  the same-size ResNet50 step built with tf-keras (Keras 2, each step in its
+              own process, TF_USE_LEGACY_KERAS=1) beside ours: Keras 3 ResNet50, with the fused
+              BatchNorm, and the DELG step; training and inference images/s, ratios, peak RSS.
+              Only when named in --parts; needs the benchmark extra:
+              pip install --no-deps 'tf-keras==2.21.*'.
   extraction  images/s of SavedModel extraction (default 7 scales) at 1024 px, float32 and
               bfloat16; network GFLOP/s (TF profiler count) as a fraction of the matmul peak.
 
@@ -37,7 +42,7 @@ import sys
 from absl import app, flags, logging
 
 from delg_tf.benchmark.demo_model import DemoModel, read_demo_model
-from delg_tf.benchmark.runner import PARTS
+from delg_tf.benchmark.runner import DEFAULT_PARTS, PARTS
 from delg_tf.benchmark.settings import Settings, quick
 from delg_tf.demo.synthetic import landmarks as synthetic_landmarks
 from delg_tf.export.export_settings import DEFAULT_IMAGE_SCALES
@@ -46,7 +51,7 @@ from delg_tools import cli
 _REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEMO_FLAGFILE = os.path.join(_REPO_DIR, "experiments", "demo_cpu.flags")
 
-flags.DEFINE_list("parts", list(PARTS), f"Parts to run, any of {','.join(PARTS)}.")
+flags.DEFINE_list("parts", list(DEFAULT_PARTS), f"Parts to run, any of {','.join(PARTS)}.")
 flags.DEFINE_integer("repeats", 3, "Timed runs per figure (the median is reported).", lower_bound=1)
 flags.DEFINE_string("output_json", None, "Write every figure, its runs and the machine here.")
 flags.DEFINE_boolean("quick", False, "Smoke run: tiny models and sizes (seconds, not figures).")
@@ -175,6 +180,11 @@ def main(argv):
     unknown = [p for p in FLAGS.parts if p not in PARTS]
     if unknown:
         raise app.UsageError(f"--parts: unknown {unknown}; choose from {','.join(PARTS)}")
+    if "training_reference" in FLAGS.parts:
+        from delg_tf.benchmark.training_reference_part import MISSING_TF_KERAS, tf_keras_installed
+
+        if not tf_keras_installed():  # checked before any part runs, so no figure is lost
+            raise app.UsageError(MISSING_TF_KERAS)
     settings = resolve_settings()
     if FLAGS.output_json:
         directory = os.path.dirname(os.path.abspath(FLAGS.output_json))

@@ -21,10 +21,16 @@ from delg_tf.benchmark.search_part import run_search
 from delg_tf.benchmark.settings import Settings
 from delg_tf.benchmark.training_free_part import run_training_free
 from delg_tf.benchmark.training_part import run_training
+from delg_tf.benchmark.training_reference_part import run_training_reference
 
 # In running order: the numpy-only parts first, so their large arrays are freed before
 # TensorFlow's allocator grows.
-PARTS = ("reranking", "training_free", "search", "pipeline", "model", "training", "extraction")
+PARTS = (
+    "reranking", "training_free", "search", "pipeline", "model", "training",
+    "training_reference", "extraction",
+)  # fmt: skip
+# What a run without --parts measures: training_reference needs the benchmark extra (tf-keras).
+DEFAULT_PARTS = tuple(p for p in PARTS if p != "training_reference")
 
 
 @dataclasses.dataclass
@@ -139,6 +145,8 @@ def run_benchmark(
                 run_model(settings, report, scratch, cache)
             elif part == "training":
                 run_training(settings, report, scratch, peaks, cache)
+            elif part == "training_reference":
+                run_training_reference(settings, report)
             elif part == "extraction":
                 run_extraction(settings, report, scratch, peaks)
             part_seconds[part] = time.time() - part_start

@@ -24,6 +24,7 @@ from collections.abc import Callable
 import h5py
 import keras
 
+from delg_tf.models.fused_batch_norm import with_fused_batch_norm
 from delg_tf.models.receptive_field import compute_receptive_field
 
 # keras.applications ResNets use this BN epsilon; the small backbone follows them.
@@ -216,6 +217,7 @@ def get_backbone(
     weights: str | None = None,
     block3_strides: bool = True,
     synchronized_bn: bool = False,
+    fused_batch_norm: bool = True,
 ) -> keras.Model:
     """Builds a registered backbone with named feature-map outputs.
 
@@ -228,6 +230,9 @@ def get_backbone(
             the official DELG); else it is conv4 at stride 16.
         synchronized_bn: Use cross-replica BatchNorm statistics (for multi-replica training
             equal to single-replica training at the same global batch).
+        fused_batch_norm: Run the BatchNorm layers on TF's fused kernel, as tf.keras did
+            (``delg_tf.models.fused_batch_norm``: same variables, and the same numbers to
+            float32 rounding); synchronized BatchNorm keeps the Keras path.
 
     Returns:
         A functional model images [B, H, W, 3] -> dict(conv4 [B, h16, w16, C4],
@@ -255,6 +260,8 @@ def get_backbone(
             ) from e
     else:
         base = entry.build(None)
+    if fused_batch_norm:
+        base = with_fused_batch_norm(base)
     if weights is not None and weights != "imagenet":
         load_backbone_weights(base, os.fspath(weights), name)
     if synchronized_bn:

@@ -13,6 +13,7 @@ def test_parts_in_running_order():
         "pipeline",
         "model",
         "training",
+        "training_reference",
         "extraction",
     )
 
