@@ -231,7 +231,7 @@ def get_backbone(
         synchronized_bn: Use cross-replica BatchNorm statistics (for multi-replica training
             equal to single-replica training at the same global batch).
         fused_batch_norm: Run the BatchNorm layers on TF's fused kernel, as tf.keras did
-            (``delg_tf.models.fused_batch_norm``: same variables, and the same numbers to
+            (`delg_tf.models.fused_batch_norm`: same variables, and the same numbers to
             float32 rounding); synchronized BatchNorm keeps the Keras path.
 
     Returns:

@@ -1,9 +1,9 @@
 """BatchNormalization on TensorFlow's fused kernel, a drop-in for keras.layers.BatchNormalization.
 
-Keras 3's TF backend normalizes with ``tf.nn.moments`` + ``tf.nn.batch_normalization`` and
+Keras 3's TF backend normalizes with `tf.nn.moments` + `tf.nn.batch_normalization` and
 differentiates through them: about ten elementwise and reduction ops forward and more backward
-per layer. tf.keras (Keras 2) used the single ``FusedBatchNormV3`` kernel and its fused gradient
-(``FusedBatchNormGradV3``). The layer here runs that kernel and keeps everything else of the Keras
+per layer. tf.keras (Keras 2) used the single `FusedBatchNormV3` kernel and its fused gradient
+(`FusedBatchNormGradV3`). The layer here runs that kernel and keeps everything else of the Keras
 layer: the same variables, names, config and moving-statistics update, so keras.applications
 weights and existing checkpoints load unchanged and the numbers agree to float32 rounding.
 """
@@ -19,16 +19,16 @@ _FUSED_DTYPES = ("float32", "bfloat16", "float16")
 
 @keras.saving.register_keras_serializable(package="delg_tf", name="FusedBatchNormalization")
 class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """keras.layers.BatchNormalization computed with ``FusedBatchNormV3`` where it applies.
+    """keras.layers.BatchNormalization computed with `FusedBatchNormV3` where it applies.
 
     The fused kernel is used for 4-D NHWC inputs (axis -1 or 3) in float32, bfloat16 or float16
-    without a mask, renorm or ``synchronized=True``; anything else falls back to the parent's
+    without a mask, renorm or `synchronized=True`; anything else falls back to the parent's
     path, so cross-replica statistics stay exact under a distribution strategy.
 
-    In training (``training=True`` and the layer trainable) the kernel normalizes by the biased
+    In training (`training=True` and the layer trainable) the kernel normalizes by the biased
     batch variance, as Keras 3 does, but returns the Bessel-corrected variance n/(n-1) * var; the
     moving variance is updated with the biased one (the correction undone), as Keras 3 updates
-    it: ``moving = moving * momentum + batch * (1 - momentum)``. Otherwise the moving statistics
+    it: `moving = moving * momentum + batch * (1 - momentum)`. Otherwise the moving statistics
     normalize. Variables, config and the call signature are the parent's.
 
     Input: [B, H, W, C] (any dtype the parent accepts). Output: same shape, the layer's compute
