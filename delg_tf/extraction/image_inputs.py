@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from delg_tf.common.input_state import input_state
 from delg_tf.data.image_files import IMAGE_EXTENSIONS
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
@@ -73,6 +74,13 @@ def check_readable_file(path: str, root: str | None = None) -> None:
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
             raise ImageLoadError(f"{path}: a symlink to {real}, outside the image folder {root}")
+
+
+def record_state(record: ImageRecord) -> str:
+    """The state of a record's input (`common.input_state`), with its query crop: a failure is
+    retried when this changes (the file was added, replaced, made readable, or the crop moved)."""
+    state = input_state(record.path, record.root)
+    return state if record.bbox is None else f"{state} bbx={list(record.bbox)}"
 
 
 def _safe_relative(relative: str, source: str) -> str:
