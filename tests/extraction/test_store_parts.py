@@ -192,3 +192,18 @@ def test_a_finished_part_is_reopened_only_for_a_failure_whose_input_changed(phot
     assert store.complete and store.failures == []
     assert store.ids == ["im0", "im1", "im2", "im4", "im5", "im3", "im6"]  # the retry: last
     np.testing.assert_allclose(store.global_descriptor("im3"), [7, 40, 30])
+
+
+def test_a_worker_applies_the_symlink_rule_of_the_folder(photos, tmp_path):
+    """The plan keeps each record's folder, so a Beam worker refuses a link leaving it (it was
+    lost in the plan: workers read any target)."""
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros([40, 30, 3], np.uint8)).save(outside)
+    (photos / "im9.png").symlink_to(outside)
+    records = folder_records(str(photos))
+    out = tmp_path / "parts"
+    parts = _plan(out, records, images_per_part=10)
+    job = PartJob(str(out), RECORD, 3, 2, max_image_size=64)
+    [summary] = [extract_part(job, name, fake_extractor) for name, _ in parts]
+    assert [f[0] for f in summary["failures"]] == ["im3", "im9"]
+    assert "outside the image folder" in summary["failures"][1][1]
