@@ -15,7 +15,8 @@ extraction config); the flags below override either. An official model without
 --official_config takes the official DELG extraction defaults and needs --attention_threshold.
 Rerunning on the same --output_features_dir resumes; unreadable
 images (and FIFOs, devices, symlinks leaving the image folder) are skipped and listed in the
-store (and in the log).
+store (and in the log). A re-run retries a failed image whose file changed since (added, replaced,
+made readable); an unchanged one stays failed without being decoded again.
 
 With --runner, the same extraction runs as an Apache Beam pipeline (pip install ".[beam]"): the
 image list is split into parts of --images_per_part images, each worker extracts whole parts into
@@ -258,11 +259,12 @@ def main(argv: list[str]) -> int | None:
             num_parallel_calls=FLAGS.num_decode_threads,
         )
     logging.info(
-        "%d images extracted (%.2f images/s), %d already done, %d failed -> %s",
+        "%d images extracted (%.2f images/s), %d already done, %d failed (%d retried) -> %s",
         summary.extracted,
         summary.images_per_second,
         summary.skipped_done,
         len(summary.failures),
+        summary.retried,
         FLAGS.output_features_dir,
     )
     for image_id, reason in summary.failures:

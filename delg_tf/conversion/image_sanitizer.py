@@ -23,6 +23,8 @@ import os
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from delg_tf.data.jpeg_coding import arithmetic_hint
+
 # Formats whose bytes `tf.io.decode_jpeg` reads directly (MPO is a JPEG with extra frames appended).
 _JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 _EXIF_ORIENTATION = 0x0112
@@ -121,7 +123,9 @@ def sanitize_image_bytes(
     except UnidentifiedImageError as error:
         raise BadImageError("not an image (Pillow cannot identify the format)") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
-        raise BadImageError(f"truncated or corrupt image ({error})") from error
+        raise BadImageError(
+            f"truncated or corrupt image ({error}{arithmetic_hint(data)})"
+        ) from error
     # EXIF orientation (a phone's "rotate 90"): stored upright, as extraction reads it; TF's
     # JPEG decoder ignores the tag, so a tagged image cannot keep its bytes.
     orientation = image.getexif().get(_EXIF_ORIENTATION, 1)

@@ -6,7 +6,8 @@ Layout:
    "splits": {"train": {"num_shards": 128, "planned_records": 1234,
                          "shards": {"train-00000-of-00128": {"records": 9, "bytes": 123,
                                     "sha256": "...", "conversions": {"PNG/RGBA": 1},
-                                    "bad_inputs": [[id, path, reason], ...]}}}},
+                                    "bad_inputs": [[id, path, reason], ...],
+                                    "bad_input_states": [input state or null, ...]}}}},
    "summary": {...}}   # only when complete
 A shard is listed only after its final file exists, so a listed shard whose file still has the
 recorded size and sha256 is complete and is reused by a resumed run.

@@ -11,6 +11,9 @@ The caller plans the splits (which image goes to which split, already shuffled);
 - on a rerun with the same identity (flags + plan digest + image library versions), reuses every
   listed shard whose file still matches its size and sha256 and redoes the rest; with a
   different identity it refuses (`ResumeMismatchError`) unless `overwrite` is set;
+- keeps with each skipped image the state of its file (`common/input_state.py`); a rerun rewrites
+  a listed shard when a skipped image's file changed since (replaced, made readable, created),
+  the retry rule of `delg-extract`, and keeps it when every skipped file is unchanged;
 - writes `bad_inputs.csv` (`id,path,reason`) and the summary at the end.
 """
 
@@ -34,6 +37,7 @@ import PIL
 from PIL import features as pil_features
 
 from delg_tf.common.atomic_files import fsync_file, write_text_atomically
+from delg_tf.common.input_state import input_state
 from delg_tf.conversion import manifest as manifest_lib
 from delg_tf.conversion import worker as conversion_worker
 from delg_tf.conversion.bad_inputs import BadInput, reason_category, write_bad_inputs_csv
@@ -45,6 +49,8 @@ _SHARD_RE = re.compile(r"^(train|validation|test)-\d{5}-of-\d{5}$")
 # Far above any real decode time (Pillow refuses images above ~179 Mpx).
 _IMAGE_TIMEOUT_SECONDS = 600
 _OWN_NAMES = (manifest_lib.MANIFEST_NAME, BAD_INPUTS_NAME, RELABELING_FILE)
+# Reasons that come from the worker, not the file: retried on every rerun (state None).
+_TRANSIENT_REASONS = ("worker crashed", "out of memory")
 
 
 class ResumeMismatchError(ValueError):
@@ -163,6 +169,13 @@ def _check_output_directory(
             )
         return None
     differences = manifest_lib.identity_differences(manifest["identity"], identity)
+    if any(line.startswith("plan_sha256:") for line in differences):
+        # E.g. an image missing when the run was planned has been added: it changes the
+        # splits, the shard boundaries and the labels, so the output cannot grow in place.
+        differences.append(
+            "(the planned images changed: a missing image was added, or the CSV or the folder "
+            "changed)"
+        )
     if differences:
         raise ResumeMismatchError(
             f"{path} was written with different flags or inputs, so it cannot be resumed:\n  "
@@ -175,13 +188,22 @@ def _check_output_directory(
 def _reusable_shards(
     directory: str, previous: dict[str, Any] | None, split: str
 ) -> dict[str, dict[str, Any]]:
-    """Shards listed in the previous manifest whose files still match size and sha256."""
+    """Shards listed in the previous manifest whose files still match size and sha256, and
+    whose skipped images are unchanged (a skipped image fixed since is picked up)."""
     if previous is None:
         return {}
     reusable = {}
     for name, entry in previous.get("splits", {}).get(split, {}).get("shards", {}).items():
         path = os.path.join(directory, name)
-        if (
+        changed = _changed_bad_inputs(entry)
+        if changed:
+            logging.info(
+                "Shard %s: %d skipped images changed since (e.g. %s); writing it again",
+                name,
+                len(changed),
+                changed[0],
+            )
+        elif (
             os.path.isfile(path)
             and os.path.getsize(path) == entry["bytes"]
             and manifest_lib.sha256_of_file(path) == entry["sha256"]
@@ -191,6 +213,24 @@ def _reusable_shards(
         else:
             logging.warning("Shard %s does not match the manifest; writing it again", name)
     return reusable
+
+
+def _bad_input_state(path: str, reason: str) -> str | None:
+    return None if reason.startswith(_TRANSIENT_REASONS) else input_state(path)
+
+
+def _changed_bad_inputs(entry: Mapping[str, Any]) -> list[str]:
+    """Paths of a listed shard's skipped images to retry: their file changed, or the failure
+    was the worker's (a manifest without states, from an older version, retries them all)."""
+    states = entry.get("bad_input_states", [])
+    rows = entry["bad_inputs"]
+    if len(states) != len(rows):
+        return [path for _, path, _ in rows]
+    return [
+        path
+        for (_, path, reason), state in zip(rows, states, strict=True)
+        if state is None or _bad_input_state(path, reason) != state
+    ]
 
 
 class _Converter:
@@ -277,6 +317,7 @@ def _write_shard(
         "sha256": manifest_lib.sha256_of_file(final_path),
         "conversions": dict(sorted(conversions.items())),
         "bad_inputs": bad_inputs,
+        "bad_input_states": [_bad_input_state(path, reason) for _, path, reason in bad_inputs],
     }
 
 

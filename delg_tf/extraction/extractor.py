@@ -7,7 +7,9 @@ config (`official_config`); flags override either. Decoding and resizing run in 
 (parallel map + prefetch) that overlaps the network.
 
 Resume: the feature store records every finished image (and every failure); a rerun skips them,
-so a killed run continues where its last complete shard ended, without duplicates or losses.
+so a killed run continues where its last complete shard ended, without duplicates or losses. A
+recorded failure is retried when its input changed since (a file added to the folder, a corrupt
+file replaced) or when the model, not the file, failed; an unchanged input is not decoded again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -36,7 +38,7 @@ from delg_tf.export.postprocessing import (
     normalize_local_descriptors,
 )
 from delg_tf.extraction.feature_store import FeatureStoreWriter
-from delg_tf.extraction.image_inputs import ImageLoadError, ImageRecord, load_image
+from delg_tf.extraction.image_inputs import ImageLoadError, ImageRecord, load_image, record_state
 from delg_tf.extraction.model_loading import DELG_TF, DelgSavedModel
 
 _LOG = logging.getLogger(__name__)
@@ -287,12 +289,14 @@ class ExtractionSummary:
       skipped_done: Images already in the store (resume).
       failures: (image id, reason) of images that failed in this run.
       seconds: Wall time of the extraction loop.
+      retried: Recorded failures tried again in this run (their input changed).
     """
 
     extracted: int = 0
     skipped_done: int = 0
     failures: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    retried: int = 0
 
     @property
     def images_per_second(self) -> float:
@@ -364,7 +368,14 @@ def extract_into_store(
     summary = ExtractionSummary()
     output_dir = writer.output_dir
     done = writer.done_ids()
-    todo = [r for r in records if r.image_id not in done]
+    stored_states = {i: state for i, (_, state) in writer.recorded_failures().items()}
+    retry = retryable_failures(stored_states, records)
+    for image_id in retry:
+        writer.retry(image_id)
+    summary.retried = len(retry)
+    if retry:
+        _LOG.info("%s: retrying %d failed images whose input changed", output_dir, len(retry))
+    todo = [r for r in records if r.image_id not in done or r.image_id in retry]
     summary.skipped_done = len(records) - len(todo)
     if summary.skipped_done:
         _LOG.info("%s: resuming, %d images already done", output_dir, summary.skipped_done)
@@ -373,15 +384,18 @@ def extract_into_store(
     for index, image, factors, error in image_dataset(todo, max_image_size, num_parallel_calls):
         record = todo[int(index)]
         reason = error.numpy().decode()
+        # Hashed now, not before the decode: only failures pay for it.
+        state = record_state(record) if reason else None
         if not reason:
             try:
                 global_desc, local = extractor(image, factors)
             except (tf.errors.OpError, ValueError) as e:
                 message = e.message if isinstance(e, tf.errors.OpError) else str(e)
                 reason = f"{record.path}: model failed: {type(e).__name__}: {message}"
+                state = None  # the model failed, not the file (e.g. out of memory): retried
         if reason:
             _LOG.warning("skipping %s", reason)
-            writer.add_failure(record.image_id, reason)
+            writer.add_failure(record.image_id, reason, state)
             summary.failures.append((record.image_id, reason))
         else:
             writer.add(record.image_id, global_desc, local)
@@ -390,3 +404,25 @@ def extract_into_store(
     bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def retryable_failures(
+    stored_states: Mapping[str, str | None], records: Sequence[ImageRecord]
+) -> set[str]:
+    """Ids of `records` recorded as failed whose input changed since (or whose model failed).
+
+    Args:
+      stored_states: id -> input state recorded with its failure (None: a model failure).
+      records: the run's images.
+
+    A failure with an unchanged input is permanent for these bytes and these settings (a resume
+    with other feature-changing settings is refused by the store's record), so it is kept and
+    reported, not decoded again. Checking costs one stat and one hash per recorded failure.
+    """
+    retry = set()
+    for record in records:
+        if record.image_id in stored_states:
+            stored_state = stored_states[record.image_id]
+            if stored_state is None or record_state(record) != stored_state:
+                retry.add(record.image_id)
+    return retry

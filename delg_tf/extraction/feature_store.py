@@ -8,7 +8,8 @@ Layout of a store directory (format version 1):
                                    "num_images": int, "num_failures": int,
                                    "shards": [{"name": "shard-00000", "num_images": n,
                                                "num_local_features": N, "num_failures": f}]}
-  shard-00000.ids.json            {"ids": [n ids, row order], "failures": [[id, reason], ...]}
+  shard-00000.ids.json            {"ids": [n ids, row order],
+                                   "failures": [[id, reason, input state or null], ...]}
   shard-00000.global.npy          [n, global_dim] global descriptors (if global_dim)
   shard-00000.local_offsets.npy   [n + 1] int64; image i owns rows offsets[i]:offsets[i+1]
   shard-00000.local_descriptors.npy [N, local_dim] float32
@@ -29,6 +30,12 @@ the directory resumes after them and the entries of the unfinished shard are sim
 Record: a writer given a `record` (the export's identity and every feature-changing setting,
 `store_record.py`) keeps it in the manifest and refuses to resume a store whose record differs.
 
+Failures and retries: a failure is kept with the state of its input (`common/input_state.py`:
+the file's hash, "missing", ...; null for a failure of the model, not of the file). A re-run
+retries a failure whose input changed since (`FeatureStoreWriter.retry`); the retry's result goes
+into a later shard and supersedes the failure, so the store's failures are the ids whose last
+entry is a failure (`outstanding_failures`). A stored image is never redone.
+
 A store of parts (format_version 2, written by `delg-extract --runner`; layout in
 `store_parts.py`) holds format-1 stores in `part-NNNNN/` folders; `FeatureStore` reads it as one
 store, the parts' shards in part order, and lists unfinished parts in `missing_parts`.
@@ -39,7 +46,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -177,10 +184,16 @@ class FeatureStoreWriter:
             self._lock_file.close()
             raise
         self._done: set[str] = set()
+        payloads = []
         for shard in self._manifest["shards"]:
             ids, failures = _read_shard_ids(output_dir, shard)
             self._done.update(ids)
-            self._done.update(image_id for image_id, _ in failures)
+            payloads.append((ids, failures))
+        # id -> [reason, input state]: the failures a re-run may retry.
+        self._failed = outstanding_failures(payloads)
+        self._done.update(self._failed)
+        self._retrying: set[str] = set()
+        self._superseded = 0  # earlier failures replaced by entries of the shard in progress
         self._remove_leftovers()
         self._closed = False
         self._open_shard()
@@ -254,6 +267,23 @@ class FeatureStoreWriter:
         """Ids already stored or recorded as failed (including the shard in progress)."""
         return set(self._done)
 
+    def recorded_failures(self) -> dict[str, tuple[str, str | None]]:
+        """id -> (reason, input state or None) of every failure not superseded yet."""
+        return {image_id: (reason, state) for image_id, (reason, state) in self._failed.items()}
+
+    def retry(self, image_id: str) -> None:
+        """Lets a recorded failure be added again (its input changed); the new entry supersedes
+        it. Until then (a killed run) the failure stays recorded.
+
+        Raises:
+          ValueError: `image_id` is not a recorded failure (a stored image is never redone).
+        """
+        self._check_open()
+        if image_id not in self._failed or image_id in self._retrying:
+            raise ValueError(f"{self.output_dir}: {image_id!r} is not a failure to retry")
+        self._retrying.add(image_id)
+        self._done.discard(image_id)
+
     def add(
         self,
         image_id: str,
@@ -312,16 +342,31 @@ class FeatureStoreWriter:
             self._offsets.append(self._offsets[-1] + rows["local_descriptors"].shape[0])
         self._ids.append(image_id)
         self._done.add(image_id)
+        if image_id in self._retrying:
+            self._retrying.discard(image_id)
+            del self._failed[image_id]
+            self._superseded += 1
         if len(self._ids) >= self.shard_size:
             self._commit_shard()
             self._open_shard()
 
-    def add_failure(self, image_id: str, reason: str) -> None:
-        """Records an image that could not be processed; it counts as done on resume."""
+    def add_failure(self, image_id: str, reason: str, input_state: str | None = None) -> None:
+        """Records an image that could not be processed; it counts as done on resume.
+
+        Args:
+          image_id: the image.
+          reason: one line naming the file and what is wrong.
+          input_state: `common.input_state.input_state` of the file when it failed: a re-run
+            retries the image if the state differs. None: always retried (a model failure).
+        """
         self._check_open()
         self._check_new_id(image_id)
-        self._failures.append([image_id, str(reason)])
+        self._failures.append([image_id, str(reason), input_state])
         self._done.add(image_id)
+        if image_id in self._retrying:
+            self._retrying.discard(image_id)
+            self._superseded += 1
+        self._failed[image_id] = [str(reason), input_state]
 
     def close(self) -> None:
         """Writes the partial last shard, marks the store complete and releases the lock."""
@@ -392,9 +437,34 @@ class FeatureStoreWriter:
             }
         )
         self._manifest["num_images"] += len(self._ids)
-        self._manifest["num_failures"] += len(self._failures)
+        # Outstanding failures: a retried one is replaced by its new entry.
+        self._manifest["num_failures"] += len(self._failures) - self._superseded
+        self._superseded = 0
         self._manifest["complete"] = False
         write_json_atomically(os.path.join(self.output_dir, MANIFEST_NAME), self._manifest)
+
+
+def outstanding_failures(
+    shards: Iterable[tuple[Sequence[str], Sequence[Sequence[Any]]]],
+) -> dict[str, list]:
+    """The failures of a store's shards (in shard order) that no later entry superseded.
+
+    Args:
+      shards: (ids, failures) per shard; a failure is [id, reason] (older stores) or
+        [id, reason, input state or None].
+
+    Returns:
+      id -> [reason, input state or None], in the order the failures were (last) recorded.
+    """
+    failed: dict[str, list] = {}
+    for ids, failures in shards:
+        for image_id in ids:
+            failed.pop(image_id, None)
+        for entry in failures:
+            image_id = str(entry[0])
+            failed.pop(image_id, None)
+            failed[image_id] = [str(entry[1]), entry[2] if len(entry) > 2 else None]
+    return failed
 
 
 def check_record(path: str, manifest: Mapping[str, Any], record: Mapping[str, Any]) -> None:
@@ -530,13 +600,18 @@ class FeatureStore:
         else:
             self._shards = self.manifest["shards"]
         self.ids: list[str] = []
-        self.failures: list[tuple[str, str]] = []
         self._shard_of: list[int] = []
+        payloads = []
         for s, shard in enumerate(self._shards):
             ids, failures = _read_shard_ids(path, shard)
             self.ids.extend(ids)
-            self.failures.extend((str(i), str(r)) for i, r in failures)
+            payloads.append((ids, failures))
             self._shard_of.extend([s] * len(ids))
+        # (id, reason) of images whose last entry is a failure (a retried one that succeeded
+        # later is not listed).
+        self.failures: list[tuple[str, str]] = [
+            (image_id, reason) for image_id, (reason, _) in outstanding_failures(payloads).items()
+        ]
         self._index = {image_id: i for i, image_id in enumerate(self.ids)}
         if len(self._index) != len(self.ids):
             raise FeatureStoreError(f"{path}: duplicate ids across shards")

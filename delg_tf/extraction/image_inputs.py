@@ -19,7 +19,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+from delg_tf.common.input_state import input_state
 from delg_tf.data.image_files import IMAGE_EXTENSIONS
+from delg_tf.data.jpeg_coding import HEADER_BYTES, arithmetic_hint
 from delg_tf.data.revisited_ground_truth import load_ground_truth
 
 MIN_IMAGE_SIDE = 10  # the official extractor gives up on images smaller than this
@@ -73,6 +75,13 @@ def check_readable_file(path: str, root: str | None = None) -> None:
         real = os.path.realpath(path)
         if os.path.commonpath([real_root, real]) != real_root:
             raise ImageLoadError(f"{path}: a symlink to {real}, outside the image folder {root}")
+
+
+def record_state(record: ImageRecord) -> str:
+    """The state of a record's input (`common.input_state`), with its query crop: a failure is
+    retried when this changes (the file was added, replaced, made readable, or the crop moved)."""
+    state = input_state(record.path, record.root)
+    return state if record.bbox is None else f"{state} bbx={list(record.bbox)}"
 
 
 def _safe_relative(relative: str, source: str) -> str:
@@ -208,6 +217,14 @@ def _readable(path: str):
         raise OSError(f"cannot read {path}: {e.message}") from None
 
 
+def _head(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(HEADER_BYTES)
+    except OSError:
+        return b""
+
+
 def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Reads, crops (queries) and resizes one image.
 
@@ -236,7 +253,8 @@ def load_image(record: ImageRecord, max_image_size: int) -> tuple[np.ndarray, np
     except ImageLoadError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(f"{record.path}: {type(e).__name__}: {e}") from e
+        hint = "" if "://" in record.path else arithmetic_hint(_head(record.path))
+        raise ImageLoadError(f"{record.path}: {type(e).__name__}: {e}{hint}") from e
     resized, factors = resize_image(image, max_image_size, resize_factor)
     if min(resized.shape[:2]) < MIN_IMAGE_SIDE:
         raise ImageLoadError(

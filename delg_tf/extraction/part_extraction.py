@@ -3,7 +3,9 @@
 A part is an ordinary (format 1) feature store written by the existing crash-safe
 `FeatureStoreWriter` with the existing extraction loop (`extract_into_store`), so the distributed
 path has no copy of the extraction logic. A part whose manifest is complete is not redone: Beam's
-retries of a bundle and a re-run of the whole command are idempotent. An unfinished part (a worker
+retries of a bundle and a re-run of the whole command are idempotent, except that a complete part
+is reopened when one of its recorded failures should be retried (its input changed: the rule of
+the one-process path, `extractor.retryable_failures`). An unfinished part (a worker
 killed mid-part) resumes after its last complete shard. On a remote filesystem (gs://...) the part
 is written to a local temporary directory and then copied, its manifest last, so a reader never
 sees a part whose manifest is complete before its arrays are.
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from delg_tf.extraction import store_parts
-from delg_tf.extraction.extractor import extract_into_store
+from delg_tf.extraction.extractor import extract_into_store, retryable_failures
 from delg_tf.extraction.feature_store import (
     MANIFEST_NAME,
     FeatureStoreWriter,
@@ -68,12 +70,19 @@ def extract_part(job: PartJob, name: str, extractor: Callable) -> dict[str, Any]
     """
     part_dir = store_parts.join(job.output_dir, name)
     summary = store_parts.part_summary(part_dir)
+    if summary is not None and summary["record"] != job.record:
+        raise RecordMismatchError(f"{part_dir}: the part was extracted with another record")
     extracted = 0
-    if summary is None:
+    records = []
+    if summary is None or summary["failure_states"]:
         records = store_parts.read_plan(job.output_dir, name)
+    # A complete part is redone only for failures to retry; its stored images are kept.
+    if summary is None or retryable_failures(summary["failure_states"], records):
         local = store_parts.is_local(job.output_dir)
         target = part_dir if local else tempfile.mkdtemp(prefix=f"delg-{name}-")
         try:
+            if not local and summary is not None:
+                _copy_part_down(part_dir, target)  # resumed in place of the finished part
             with FeatureStoreWriter(
                 target, job.global_dim, job.local_dim, job.shard_size, record=job.record
             ) as writer:
@@ -91,8 +100,6 @@ def extract_part(job: PartJob, name: str, extractor: Callable) -> dict[str, Any]
             if not local:
                 shutil.rmtree(target, ignore_errors=True)
         summary = store_parts.part_summary(part_dir)
-    elif summary["record"] != job.record:
-        raise RecordMismatchError(f"{part_dir}: the part was extracted with another record")
     return {
         "name": name,
         "num_images": summary["num_images"],
@@ -111,4 +118,14 @@ def _copy_part(local_dir: str, part_dir: str) -> None:
     for name in [n for n in names if n != MANIFEST_NAME] + [MANIFEST_NAME]:
         tf.io.gfile.copy(
             os.path.join(local_dir, name), store_parts.join(part_dir, name), overwrite=True
+        )
+
+
+def _copy_part_down(part_dir: str, local_dir: str) -> None:
+    """Copies a finished remote part into `local_dir`, to reopen it there."""
+    import tensorflow as tf  # only for remote stores
+
+    for name in tf.io.gfile.listdir(part_dir):
+        tf.io.gfile.copy(
+            store_parts.join(part_dir, name), os.path.join(local_dir, name), overwrite=True
         )

@@ -8,7 +8,8 @@ Layout (manifest format_version 2):
                        "num_images": int, "num_failures": int, "failures": [[id, reason], ...],
                        "parts": [{"name": "part-00000", "num_records": n,
                                   "num_images": int, "num_failures": int}, ...]}
-  plan/part-00000.json  {"records": [[image_id, path, bbox or null], ...]}: the part's inputs
+  plan/part-00000.json  {"records": [[image_id, path, bbox or null, root or null], ...]}: the
+                      part's inputs (root: the image folder a path must stay inside)
   part-00000/         a format-1 store written by `FeatureStoreWriter` (its own manifest, shards,
                       lock and record), complete when its manifest says so
 
@@ -37,6 +38,7 @@ from delg_tf.extraction.feature_store import (
     PARTS_FORMAT_VERSION,
     FeatureStoreError,
     check_record,
+    outstanding_failures,
 )
 from delg_tf.extraction.image_inputs import ImageRecord
 
@@ -98,15 +100,16 @@ def write_plan(output_dir: str, parts: Sequence[tuple[str, Sequence[ImageRecord]
     for name, records in parts:
         write_json(
             join(output_dir, PLAN_DIR, f"{name}.json"),
-            {"records": [[r.image_id, r.path, r.bbox] for r in records]},
+            {"records": [[r.image_id, r.path, r.bbox, r.root] for r in records]},
         )
 
 
 def read_plan(output_dir: str, name: str) -> list[ImageRecord]:
     payload = read_json(join(output_dir, PLAN_DIR, f"{name}.json"))
+    # The root keeps the symlink rule on the workers; a plan written before it had none.
     return [
-        ImageRecord(image_id, path, None if bbox is None else tuple(bbox))
-        for image_id, path, bbox in payload["records"]
+        ImageRecord(entry[0], entry[1], None if entry[2] is None else tuple(entry[2]), *entry[3:])
+        for entry in payload["records"]
     ]
 
 
@@ -161,7 +164,12 @@ def open_parts_manifest(
 
 
 def part_summary(part_dir: str) -> dict | None:
-    """{"num_images", "num_failures", "failures"} of a complete part, or None if unfinished."""
+    """The counts and outstanding failures of a complete part, or None if it is unfinished.
+
+    Returns:
+      {"num_images", "num_failures", "failures": [[id, reason], ...], "failure_states":
+      {id: input state or None}, "record"}.
+    """
     gfile = _gfile()
     path = join(part_dir, MANIFEST_NAME)
     if not gfile.exists(path):
@@ -169,13 +177,16 @@ def part_summary(part_dir: str) -> dict | None:
     manifest = read_json(path)
     if not manifest.get("complete"):
         return None
-    failures: list[list[str]] = []
+    payloads = []
     for shard in manifest["shards"]:
-        failures.extend(read_json(join(part_dir, f"{shard['name']}.ids.json"))["failures"])
+        ids_file = read_json(join(part_dir, f"{shard['name']}.ids.json"))
+        payloads.append((ids_file["ids"], ids_file["failures"]))
+    failed = outstanding_failures(payloads)
     return {
         "num_images": manifest["num_images"],
-        "num_failures": manifest["num_failures"],
-        "failures": failures,
+        "num_failures": len(failed),
+        "failures": [[image_id, reason] for image_id, (reason, _) in failed.items()],
+        "failure_states": {image_id: state for image_id, (_, state) in failed.items()},
         "record": manifest.get("record"),
     }
 

@@ -74,6 +74,16 @@ def build_input(
     )
 
 
+def checkpoints_iterator(config: TrainConfig, strategy: tf.distribute.Strategy) -> bool:
+    """Whether the run saves its input iterator: `--checkpoint_iterator`, one input process.
+
+    A TFDS pipeline that reads through Python is found out later (`TrainingInput`).
+    """
+    return config.checkpoint_iterator and not isinstance(
+        strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)
+    )
+
+
 def is_serializable(dataset: tf.data.Dataset) -> bool:
     """Whether an iterator over `dataset` can be checkpointed (no Python-function state).
 
@@ -110,9 +120,7 @@ class TrainingInput:
         self._config = config
         self._strategy = strategy
         self._normalization = normalization
-        self.checkpointable = config.checkpoint_iterator and not isinstance(
-            strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.TPUStrategy)
-        )
+        self.checkpointable = checkpoints_iterator(config, strategy)
         if self.checkpointable and config.tfds_name:
             self.checkpointable = is_serializable(self._dataset_fn(config.seed)(self._context()))
             if not self.checkpointable:

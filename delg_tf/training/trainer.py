@@ -30,7 +30,7 @@ from delg_tf.training import checkpointing, init_checkpoint, logdir_lock, prefli
 from delg_tf.training.config import TrainConfig
 from delg_tf.training.errors import NonFiniteLossError
 from delg_tf.training.evaluation import Validation
-from delg_tf.training.inputs import TrainingInput, validation_dataset
+from delg_tf.training.inputs import TrainingInput, checkpoints_iterator, validation_dataset
 from delg_tf.training.preemption import StopRequest
 from delg_tf.training.reporting import ProgressReport
 from delg_tf.training.strategy import build_strategy, is_chief, worker_write_dir
@@ -93,8 +93,6 @@ class Trainer:
         self.config = config
         # TFRecord lists (None for a TFDS run, which reads `config.tfds_name`).
         train_files, validation_files = preflight.input_files(config)
-        if config.op_determinism:
-            tf.config.experimental.enable_op_determinism()
         # Before any TF op: multi-worker collectives must be configured at program start.
         self.strategy = strategy or build_strategy(config.strategy, config.tpu)
         preflight.check_input(config, train_files)
@@ -124,7 +122,15 @@ class Trainer:
             config = self.config = init_checkpoint.inherit_architecture(config, init_source)
         if resuming:
             config = self.config = checkpointing.keep_recorded_wiring(config, config.logdir)
-            checkpointing.check_resumed_config(config, config.logdir)
+            restores_input = checkpoints_iterator(config, self.strategy)
+            checkpointing.check_resumed_config(
+                config,
+                config.logdir,
+                checkpointing.input_record(train_files, replicas) if restores_input else None,
+            )
+        # After the resume check, so that a refused run changes nothing in this process.
+        if config.op_determinism:
+            tf.config.experimental.enable_op_determinism()
 
         keras.utils.set_random_seed(config.seed)
         state = build_training_state(config, self.strategy, resuming)
@@ -139,6 +145,10 @@ class Trainer:
             )
 
         train_input = TrainingInput(train_files, config, self.strategy, normalization)
+        if self.chief and train_input.checkpointable:  # what the saved iterator is built from
+            checkpointing.write_input_record(
+                config.logdir, checkpointing.input_record(train_files, replicas)
+            )
         objects = {"model": self.model, "optimizer": self.optimizer, "step": self.step}
         if train_input.checkpointable:
             self.train_iterator = train_input.iterator(config.seed)

@@ -9,7 +9,7 @@ line for every inlier correspondence of the affine RANSAC that verified it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -27,6 +27,8 @@ from delg_tf.retrieval.reranking import (
 
 # Frame colours by ground-truth label of a result.
 LABEL_COLORS = {"positive": "#1a9850", "junk": "#f39c12", "negative": "#d73027"}
+UNLABELLED = "unlabelled"  # no ground truth (delg-visualize on two stores): a gray frame
+_MIN_TITLE_SIZE = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,7 +91,7 @@ class Result:
       image: uint8 [H, W, 3].
       name: image name.
       rank: 1-based rank after re-ranking.
-      label: "positive", "junk" or "negative".
+      label: "positive", "junk", "negative" or `UNLABELLED`.
       num_inliers: inliers found by re-ranking (None if it was not verified).
     """
 
@@ -143,7 +145,8 @@ def match_figure(
         axis = figure.add_subplot(grid[0, column])
         axis.imshow(result.image)
         inliers = "not verified" if result.num_inliers is None else f"{result.num_inliers} inliers"
-        axis.set_title(f"#{result.rank} {result.label}\n{inliers}", fontsize=8)
+        label = "" if result.label == UNLABELLED else f" {result.label}"
+        axis.set_title(f"#{result.rank}{label} {result.name}\n{inliers}", fontsize=8)
         _frame(axis, LABEL_COLORS.get(result.label, "gray"))
 
     half = columns // 2
@@ -182,7 +185,36 @@ def match_figure(
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    _fit_titles(figure)
     return figure
+
+
+def _fit_titles(figure: Figure) -> None:
+    """Shrinks, then wraps, every axes title wider than its axes (long names, many results).
+
+    The text extents come from the Agg renderer, so the check is the one a test can make.
+    """
+    renderer = figure.canvas.get_renderer()
+    for axis in figure.axes:
+        title = axis.title
+        if not title.get_text():
+            continue
+        width = axis.get_window_extent(renderer).width
+        while title.get_window_extent(renderer).width > width and (
+            title.get_fontsize() > _MIN_TITLE_SIZE
+        ):
+            title.set_fontsize(title.get_fontsize() - 0.5)
+        lines = title.get_text().split("\n")
+        while title.get_window_extent(renderer).width > width:
+            longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+            line = lines[longest]
+            if len(line) < 8:
+                break
+            cut = line.rfind(" ", 0, len(line) // 2 + 1)
+            cut = cut if cut > 0 else len(line) // 2
+            lines[longest : longest + 1] = [line[:cut].rstrip(), line[cut:].lstrip()]
+            title.set_text("\n".join(lines))
+    figure.tight_layout()
 
 
 def _line_colors(count: int) -> list:
@@ -285,5 +317,99 @@ def write_query_figure(
     return {
         "query": query_names[query],
         "top": [(r.name, r.label, r.num_inliers) for r in results],
+        "matched_inliers": matches.num_inliers,
+    }
+
+
+def write_store_figure(
+    query_store_path: str,
+    index_store_path: str,
+    query_id: str,
+    image_path: Callable[[str, str], str],
+    output_path: str,
+    top_k: int = 5,
+    index_id: str | None = None,
+    config: VerificationConfig = DEFAULT_CONFIG,
+    num_to_rerank: int = 100,
+) -> dict:
+    """A query's match figure from two feature stores, without ground truth.
+
+    The query is ranked against every image of the index store by global descriptor and the
+    top `num_to_rerank` are re-ranked by RANSAC inliers (`evaluation.run.rerank_query`, the
+    pipeline `delg-evaluate` runs); the figure shows its top `top_k`, or the one `index_id`,
+    and the inliers with the first shown.
+
+    Args:
+      query_store_path, index_store_path: feature stores with global and local features.
+      query_id: id in the query store.
+      image_path: (id, "query" or "index") -> the image file whose pixels the features are in.
+      output_path: PNG to write.
+      top_k: results drawn (without `index_id`).
+      index_id: draw the query against this index image only.
+      config: matching and RANSAC settings.
+      num_to_rerank: images verified.
+
+    Returns:
+      {"query": id, "top": [(id, rank, inliers or None)], "matched_inliers": int}.
+
+    Raises:
+      KeyError: an id missing from its store (the message says if its extraction failed).
+      ValueError: a store without global or local features.
+    """
+    from delg_tf.evaluation import run as evaluation_run
+    from delg_tf.extraction.feature_store import FeatureStore
+    from delg_tf.extraction.image_inputs import ImageRecord, load_image
+    from delg_tf.retrieval import store_retrieval
+
+    query_store, index_store = FeatureStore(query_store_path), FeatureStore(index_store_path)
+    for store in (query_store, index_store):
+        if store.global_dim is None or store.local_dim is None:
+            missing = "global descriptors" if store.global_dim is None else "local features"
+            raise ValueError(f"feature store {store.path} has no {missing}")
+    names = index_store.ids
+    store_retrieval.store_rows(query_store, [query_id], "query")
+    if index_id is not None:
+        store_retrieval.store_rows(index_store, [index_id], "index image")
+    similarities, ranks = store_retrieval.global_ranking(
+        query_store, index_store, [query_id], names
+    )
+    query_features = query_store.local_features(query_id)
+    index_features = store_retrieval.local_features_by_position(index_store, names)
+    new_ranks, inliers = evaluation_run.rerank_query(
+        ranks[0], similarities[0], query_features, index_features, [], config, num_to_rerank
+    )
+    verified = {int(i) for i in ranks[0][:num_to_rerank]}
+    rank_of = {int(position): rank for rank, position in enumerate(new_ranks, start=1)}
+    shown = [names.index(index_id)] if index_id is not None else new_ranks[:top_k]
+
+    def image(image_id: str, role: str) -> np.ndarray:
+        record = ImageRecord(image_id, image_path(image_id, role))
+        return load_image(record, -1)[0]  # full resolution: the features' pixel frame
+
+    results = [
+        Result(
+            image(names[int(p)], "index"),
+            names[int(p)],
+            rank_of[int(p)],
+            UNLABELLED,
+            int(inliers[int(p)]) if int(p) in verified else None,
+        )
+        for p in shown
+    ]
+    matched = results[0]
+    matches = inlier_matches(query_features, index_features(int(shown[0])), config)
+    what = f"#{matched.rank} {matched.name}" if index_id is not None else f"top {len(results)}"
+    figure = match_figure(
+        image(query_id, "query"),
+        query_id,
+        results,
+        matched,
+        matches,
+        title=f"query {query_id}: {what} after re-ranking",
+    )
+    figure.savefig(output_path, format="png")
+    return {
+        "query": query_id,
+        "top": [(r.name, r.rank, r.num_inliers) for r in results],
         "matched_inliers": matches.num_inliers,
     }

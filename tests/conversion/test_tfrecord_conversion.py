@@ -192,3 +192,32 @@ def test_foreign_shards_and_broken_manifest_are_not_touched(tmp_path, items):
     (out / "keep.txt").write_text("user file")
     _convert({"train": items}, out, overwrite=True)
     assert (out / "keep.txt").read_text() == "user file"
+
+
+def test_a_skipped_image_fixed_later_is_picked_up_and_an_unchanged_one_is_not(tmp_path, items):
+    """Issue 12 item 6: the retry rule of delg-extract. A rerun rewrites the shard of a skipped
+    image whose file changed (the missing one created, the corrupt one replaced); a shard whose
+    skipped files are unchanged is reused without decoding them again."""
+    out = tmp_path / "out"
+    _convert({"train": items}, out)
+    stamps = {n: (out / n).stat().st_mtime_ns for n in _shard_bytes(out)}
+    summary, bad = _convert({"train": items}, out)  # nothing changed: every shard reused
+    assert summary["shards_reused"] == 3 and [b.image_id for b in bad] == ["text", "gone"]
+    assert {n: (out / n).stat().st_mtime_ns for n in _shard_bytes(out)} == stamps
+
+    gone = next(item for item in items if item.image_id == "gone")
+    _image_file(gone.path, 99)  # shard 2 = [gone img6-8]
+    summary, bad = _convert({"train": items}, out)
+    assert summary["shards_reused"] == 2 and summary["shards_written"] == 1
+    assert [b.image_id for b in bad] == ["text"]  # text.x is still not an image
+    assert (out / "train-00000-of-00003").stat().st_mtime_ns == stamps["train-00000-of-00003"]
+    ids = [r[0] for r in _read_records(str(out / "train-00002-of-00003"))]
+    assert ids == ["gone", "img6", "img7", "img8"]
+    assert summary["records"] == {"train": 10}
+
+
+def test_a_changed_plan_is_refused_saying_the_images_changed(tmp_path, items):
+    out = tmp_path / "out"
+    _convert({"train": items}, out)
+    with pytest.raises(conversion.ResumeMismatchError, match="a missing image was added"):
+        _convert({"train": items[:-1]}, out)

@@ -171,3 +171,72 @@ def test_killed_process_resumes(model_path, tmp_path):
     assert summary.skipped_done == len(killed)
     store = FeatureStore(out)
     assert store.complete and store.ids == [r.image_id for r in records]
+
+
+def _mean_extractor(image, factors):
+    """Global = (mean, height, width); one local feature: enough to tell images apart."""
+    image = np.asarray(image, np.float32)
+    local = {
+        "descriptors": np.array([[image.mean(), 1.0]]),
+        "locations": np.zeros([1, 2]),
+        "scales": np.ones(1),
+        "attention": np.ones(1),
+    }
+    return np.array([image.mean(), *image.shape[:2]], np.float32), local
+
+
+def test_a_failure_is_retried_when_its_input_changed_and_only_then(tmp_path, monkeypatch):
+    """Issue 12 item 6, the retry rule: a file added later, a corrupt file replaced, and a model
+    failure are retried; a still-corrupt file is reported again without being decoded again; a
+    stored image is never redone."""
+    from delg_tf.extraction import extractor as extractor_module
+
+    images = tmp_path / "images"
+    write_images(str(images), 2)
+    (images / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (images / "still.jpg").write_bytes(b"\xff\xd8\xff\xe0 still not a jpeg")
+    (images / "model.png").write_bytes((images / "img000.png").read_bytes())
+    listed = ["img000.png", "img001.png", "corrupt.jpg", "still.jpg", "model.png", "late.png"]
+    records = [
+        ImageRecord(os.path.splitext(n)[0], str(images / n), root=str(images)) for n in listed
+    ]
+    decoded = []
+    real_load = extractor_module.load_image
+
+    def counting_load(record, max_image_size):
+        decoded.append(record.image_id)
+        return real_load(record, max_image_size)
+
+    monkeypatch.setattr(extractor_module, "load_image", counting_load)
+
+    def model_fails_once(image, factors, calls=[]):  # noqa: B006 - counts calls across runs
+        if len(calls) == 2:  # model.png, the third image the model sees in the first run
+            calls.append(1)
+            raise ValueError("out of memory")
+        calls.append(1)
+        return _mean_extractor(image, factors)
+
+    out = str(tmp_path / "features")
+    kwargs = dict(global_dim=3, local_dim=2, max_image_size=200, show_progress=False)
+    first = extract_to_store(records, model_fails_once, out, **kwargs)
+    assert first.extracted == 2
+    assert sorted(i for i, _ in first.failures) == ["corrupt", "late", "model", "still"]
+
+    Image.fromarray(block_image(60, 70)).save(images / "late.png")  # added to the folder
+    Image.fromarray(block_image(50, 80)).save(images / "corrupt.jpg")  # replaced by a good one
+    decoded.clear()
+    second = extract_to_store(records, model_fails_once, out, **kwargs)
+    assert sorted(decoded) == ["corrupt", "late", "model"]  # not still.jpg, not img000/img001
+    assert second.retried == 3 and second.extracted == 3 and second.failures == []
+    store = FeatureStore(out)
+    assert store.complete
+    assert store.ids == ["img000", "img001", "corrupt", "model", "late"]
+    assert [i for i, _ in store.failures] == ["still"]
+    assert store.manifest["num_failures"] == 1
+    np.testing.assert_allclose(store.global_descriptor("late")[1:], [60, 70])
+    np.testing.assert_allclose(store.global_descriptor("corrupt")[1:], [50, 80])
+
+    decoded.clear()
+    third = extract_to_store(records, model_fails_once, out, **kwargs)
+    assert decoded == [] and third.retried == 0 and third.skipped_done == len(records)
+    assert [i for i, _ in FeatureStore(out).failures] == ["still"]  # reported again

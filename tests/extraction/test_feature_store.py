@@ -288,3 +288,28 @@ def test_a_store_without_a_record_is_not_resumed_with_one(tmp_path):
     FeatureStoreWriter(str(empty), 8, 4).close()  # nothing in it yet: the record is adopted
     FeatureStoreWriter(str(empty), 8, 4, record=_RECORD).close()
     assert json.loads((empty / "manifest.json").read_text())["record"] == _RECORD
+
+
+def test_a_retried_failure_is_superseded_by_its_new_entry(tmp_path):
+    """A failure retried by a re-run (issue 12 item 6) leaves one entry per id: the newest."""
+    with FeatureStoreWriter(str(tmp_path), 8, 4, shard_size=2) as w:
+        w.add("ok", *_features(0, 1))
+        w.add_failure("fixed", "cannot decode", "sha256:aa")
+        w.add_failure("still", "cannot decode", "sha256:bb")
+    w = FeatureStoreWriter(str(tmp_path), 8, 4, shard_size=2)
+    assert w.recorded_failures() == {
+        "fixed": ("cannot decode", "sha256:aa"),
+        "still": ("cannot decode", "sha256:bb"),
+    }
+    with pytest.raises(ValueError, match="'ok' is not a failure to retry"):
+        w.retry("ok")  # a stored image is never redone
+    w.retry("fixed")
+    w.retry("still")
+    w.add("fixed", *_features(1, 2))
+    w.add_failure("still", "cannot decode again", "sha256:cc")
+    w.close()
+    store = FeatureStore(str(tmp_path))
+    assert store.ids == ["ok", "fixed"]
+    assert store.failures == [("still", "cannot decode again")]
+    assert store.manifest["num_failures"] == 1
+    np.testing.assert_array_equal(store.local_features("fixed")["descriptors"].shape, [2, 4])

@@ -171,3 +171,39 @@ def test_a_remote_store_and_remote_images_go_through_gfile(photos, tmp_path):
     a, b = FeatureStore(single), FeatureStore(local)
     assert b.complete and a.ids == b.ids and a.failures[0][0] == b.failures[0][0] == "im3"
     np.testing.assert_array_equal(np.asarray(a.global_descriptors()), b.global_descriptors())
+
+
+def test_a_finished_part_is_reopened_only_for_a_failure_whose_input_changed(photos, tmp_path):
+    """Issue 12 item 6 on the distributed path: the one-process retry rule, per part."""
+    records = folder_records(str(photos))
+    out = tmp_path / "parts"
+    parts = _plan(out, records)
+    job = PartJob(str(out), RECORD, 3, 2, max_image_size=64, shard_size=2)
+    [extract_part(job, name, fake_extractor) for name, _ in parts]
+    Image.fromarray(np.full([40, 30, 3], 7, np.uint8)).save(photos / "im3.png")  # fixed
+    stamps = {p: os.stat(p).st_mtime_ns for p in _files(out / "part-00000")}
+    summaries = [extract_part(job, name, fake_extractor) for name, _ in parts]
+    assert [s["extracted"] for s in summaries] == [0, 1, 0]
+    assert [s["failures"] for s in summaries] == [[], [], []]
+    assert {p: os.stat(p).st_mtime_ns for p in _files(out / "part-00000")} == stamps
+    manifest = store_parts.finish_parts_manifest(str(out), summaries)
+    assert manifest["num_failures"] == 0 and manifest["num_images"] == 7
+    store = FeatureStore(str(out))
+    assert store.complete and store.failures == []
+    assert store.ids == ["im0", "im1", "im2", "im4", "im5", "im3", "im6"]  # the retry: last
+    np.testing.assert_allclose(store.global_descriptor("im3"), [7, 40, 30])
+
+
+def test_a_worker_applies_the_symlink_rule_of_the_folder(photos, tmp_path):
+    """The plan keeps each record's folder, so a Beam worker refuses a link leaving it (it was
+    lost in the plan: workers read any target)."""
+    outside = tmp_path / "outside.png"
+    Image.fromarray(np.zeros([40, 30, 3], np.uint8)).save(outside)
+    (photos / "im9.png").symlink_to(outside)
+    records = folder_records(str(photos))
+    out = tmp_path / "parts"
+    parts = _plan(out, records, images_per_part=10)
+    job = PartJob(str(out), RECORD, 3, 2, max_image_size=64)
+    [summary] = [extract_part(job, name, fake_extractor) for name, _ in parts]
+    assert [f[0] for f in summary["failures"]] == ["im3", "im9"]
+    assert "outside the image folder" in summary["failures"][1][1]

@@ -186,3 +186,31 @@ def test_second_writer_is_refused_before_it_writes_anything(tmp_path):
     finally:
         running.close()
     assert FeatureStore(str(out)).ids == []
+
+
+def test_a_rerun_retries_images_that_were_missing_or_corrupt_and_are_fixed(tmp_path):
+    # Issue 12 item 6: a file listed in --image_list but missing, and a corrupt file, failed
+    # (exit 3); once the file is added and the corrupt one replaced, the same command extracts
+    # both and exits 0 (it used to say "already done", leave them out and exit 0).
+    model = str(tmp_path / "export")
+    export_brightness_model(model, max_image_size=200)
+    images = _photos(tmp_path / "photos")
+    (images / "bad.jpg").write_bytes(b"\xff\xd8 broken")
+    image_list = tmp_path / "list.txt"
+    image_list.write_text("p0.png\nlate.png\nbad.jpg\np1.png\n")
+    out = str(tmp_path / "features")
+    command = [f"--model_path={model}", f"--image_list={image_list}", f"--images_dir={images}",
+               f"--output_features_dir={out}"]  # fmt: skip
+    first = run_tool(*command)
+    assert first.returncode == 3, first.stderr[-3000:]
+    assert "2 of 4 images failed" in first.stderr
+    assert sorted(i for i, _ in FeatureStore(out).failures) == ["bad", "late"]
+    shutil.copy(images / "p0.png", images / "late.png")
+    shutil.copy(images / "p1.png", images / "bad.jpg")  # PNG bytes: Pillow reads by content
+    second = run_tool(*command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    store = FeatureStore(out)
+    assert store.complete and store.failures == [] and sorted(store.ids) == [
+        "bad", "late", "p0", "p1"
+    ]  # fmt: skip
+    np.testing.assert_array_equal(store.global_descriptor("late"), store.global_descriptor("p0"))

@@ -39,5 +39,8 @@ def test_run_from_before_the_wiring_was_recorded_resumes_pre_2021(make_config, m
 def test_resuming_with_another_wiring_is_refused(make_config):
     config = make_config(max_iters=2, save_interval=2, report_interval=2)
     trainer.train(config)
-    with pytest.raises(preflight.FlagError, match="--attention_wiring=pre_2021 .* paper"):
+    with pytest.raises(
+        preflight.FlagError,
+        match=r"--attention_wiring=pre_2021 differs from the run in .* \(paper\)",
+    ):
         trainer.Trainer(make_config(max_iters=4, attention_wiring="pre_2021"))

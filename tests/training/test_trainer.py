@@ -110,7 +110,9 @@ def test_label_outside_num_classes_stops_in_the_step(make_config, monkeypatch):
 def test_resuming_with_another_model_is_refused(make_config):
     config = make_config(max_iters=2, save_interval=2, report_interval=2)
     trainer.train(config)
-    with pytest.raises(preflight.FlagError, match="--autoencoder_dimensions=8 .* 16"):
+    with pytest.raises(
+        preflight.FlagError, match=r"--autoencoder_dimensions=8 differs from the run in .* \(16\)"
+    ):
         trainer.Trainer(make_config(max_iters=4, autoencoder_dimensions=8))
 
 

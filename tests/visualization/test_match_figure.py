@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from PIL import Image
 
 from delg_tf.retrieval.reranking import count_inliers
@@ -58,3 +59,42 @@ def test_match_figure_renders_a_png(tmp_path):
     assert len(figure.artists) == 30
     capped = match_figure.match_figure(image, "q", results, results[0], matches, max_lines=7)
     assert len(capped.artists) == 7
+
+
+def _title_boxes(figure):
+    """(title, its axes) window extents of every titled axes, after drawing."""
+    renderer = figure.canvas.get_renderer()
+    return [
+        (axis.title.get_window_extent(renderer), axis.get_window_extent(renderer))
+        for axis in figure.axes
+        if axis.title.get_text()
+    ]
+
+
+@pytest.mark.parametrize("k", [1, 12])
+def test_titles_stay_inside_their_axes_and_do_not_overlap(k):
+    """Issue 12: the figure's titles must fit for any number of results, long names too."""
+    query, index = _features(np.random.default_rng(0))
+    image = np.zeros([200, 260, 3], np.uint8)
+    results = [
+        match_figure.Result(
+            image, f"a_rather_long_landmark_image_name_{i:04d}", i + 1, "positive", 30
+        )  # fmt: skip
+        for i in range(k)
+    ]
+    matches = match_figure.inlier_matches(query, index)
+    figure = match_figure.match_figure(
+        image, "query_with_a_long_name_0001", results, results[0], matches, title="top k"
+    )
+    figure.canvas.draw()
+    boxes = _title_boxes(figure)
+    assert len(boxes) == k + 3  # query, k results, the two match panels
+    for title, axis in boxes:
+        assert axis.x0 - 1 <= title.x0 and title.x1 <= axis.x1 + 1, (title, axis)
+        assert title.y0 >= axis.y1 - 1  # above its image
+    titles = [title for title, _ in boxes]
+    for i, a in enumerate(titles):
+        for b in titles[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    suptitle = figure._suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert all(not suptitle.overlaps(t) for t in titles)
