@@ -110,5 +110,5 @@ def test_resume_check_reads_an_old_train_config_and_names_the_flag(tmp_path):
     same = TrainConfig.from_flat({**OLD_TRAIN_CONFIG, "logdir": str(tmp_path), "max_iters": 60})
     checkpointing.check_resumed_config(same, str(tmp_path))  # only the run length differs
     wider = TrainConfig.from_flat({**OLD_TRAIN_CONFIG, "autoencoder_dimensions": 8})
-    with pytest.raises(FlagError, match=r"--autoencoder_dimensions=8 but the run .* with 16"):
+    with pytest.raises(FlagError, match=r"--autoencoder_dimensions=8 differs from .* \(16\)"):
         checkpointing.check_resumed_config(wider, str(tmp_path))
