@@ -51,6 +51,8 @@ setup(
         "matplotlib>=3.8",
         "tqdm>=4.66",
         "h5py>=3.10",
+        # SuperGlobal re-ranking runs its query chunks on threads with a one-thread BLAS.
+        "threadpoolctl>=3.1",
         # Official DELG pbtxt configs are parsed with protobuf's text format (a TF dependency).
         "protobuf>=6.31",
     ],

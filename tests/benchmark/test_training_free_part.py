@@ -13,14 +13,15 @@ def test_training_free_figures_with_their_units_and_targets(quick_settings, caps
         ("dba", "seconds", "s", ""),
     ):
         expected[f"training_free.{name}.d16.{key}"] = (unit, target)
-        expected[f"training_free.{name}.d16.cpu_{key}"] = (unit, target)
+        expected[f"training_free.{name}.d16.cpu_{key}"] = (unit, "")  # sums the cores: no target
     assert {name: (f.unit, f.target) for name, f in figures.items()} == expected
     for name, f in figures.items():
         assert len(f.runs) == quick_settings.repeats and all(run > 0 for run in f.runs), name
     superglobal = figures["training_free.superglobal.d16.ms_per_query"]
     assert superglobal.note.startswith("wall time; SuperGlobal M=50 K=9 beta=0.15")
     assert "8 queries, index 300x16" in superglobal.note
-    assert figures["training_free.dba.d16.cpu_seconds"].note.startswith("process CPU time;")
+    cpu_note = figures["training_free.dba.d16.cpu_seconds"].note
+    assert cpu_note.startswith("process CPU time, all threads;")
     assert len(capsys.readouterr().out.splitlines()) == 6
 
 

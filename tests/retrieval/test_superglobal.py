@@ -109,6 +109,19 @@ def test_paper_defaults_and_batched_queries_match_one_by_one():
     assert not np.array_equal(batched[:, :20], ranks[:, :20])
 
 
+def test_worker_threads_give_the_one_thread_ranking():
+    # Chunks re-ranked on 3 threads (some chunks shorter), against one thread and one chunk.
+    rng = np.random.default_rng(4)
+    index = _unit_rows(rng.normal(size=(80, 16)))
+    queries = _unit_rows(index[:11] + 0.3 * rng.normal(size=(11, 16)))
+    ranks = np.argsort(-(queries @ index.T), axis=1, kind="stable")
+    config = SuperGlobalConfig(m=40, k=4)
+    one = superglobal_rerank(queries, index, ranks, config, query_chunk=11, workers=1)
+    threaded = superglobal_rerank(queries, index, ranks, config, query_chunk=2, workers=3)
+    np.testing.assert_array_equal(threaded, one)
+    assert not np.array_equal(one, ranks)
+
+
 def test_memmap_and_sharded_indexes_give_the_array_ranking(tmp_path):
     # The three ways delg-evaluate hands over the index: an array (imlist reordered), the DBA
     # cache (a memmap) and a feature store's ShardedRows (read by unique rows).
