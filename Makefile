@@ -18,8 +18,10 @@ $(STAMP): setup.py
 
 install: $(STAMP)
 
+# One worker per core, whole files per worker (module fixtures are built once): most of the
+# suite's time is subprocesses importing TensorFlow on one core each.
 test: $(STAMP)
-	$(PY) -m pytest tests
+	$(PY) -m pytest -n auto --dist loadfile tests
 
 demo: $(STAMP)
 	$(PY) -m delg_tools.demo

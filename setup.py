@@ -60,7 +60,7 @@ setup(
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
         "tpu": [f"tensorflow-tpu=={TF_VERSION}"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff>=0.6"],
         # 2.77 measured beside tensorflow-cpu 2.21 (protobuf 6.33); [gcp] adds Dataflow's client.
         "beam": ["apache-beam>=2.77,<2.78"],
         # delg-benchmark --parts=training_reference only (the Keras 2 reference step). tf-keras
