@@ -208,7 +208,8 @@ def run():
         "image_size", "num_classes", "demo_image_size", "pipeline_batch_size",
         "pipeline_batches", "extraction_scales", "num_candidates", "num_local_features",
         "reference_repeats", "search_dim", "search_queries", "search_k", "faiss_nlist",
-        "hnsw_max_size",
+        "hnsw_max_size", "pipeline_jpeg_shape", "extraction_shape", "search_sizes",
+        "faiss_nprobe", "hnsw_ef_search",
     )  # fmt: skip
     cli.require_non_negative("memory_margin_gib")
     cli.run(main, tool="delg-benchmark", module=__name__)

@@ -311,6 +311,9 @@ def run() -> None:
     """Console-script entry point."""
     # NaN passed `0 < x < 1` unnoticed without --generate_train_validation_splits.
     cli.require_range("validation_split_size", 0.0, 1.0)
+    cli.require_positive("num_shards")
+    cli.require_non_negative("seed", "num_workers", "min_image_size")  # 0: in process / any size
+    cli.require_range("jpeg_quality", 1, 100)  # Pillow's scale
     cli.run(main, tool="delg-build-tfrecords", module=__name__)
 
 

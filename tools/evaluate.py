@@ -145,6 +145,7 @@ def run() -> None:
     cli.require_positive(
         "local_descriptor_matching_threshold", "ransac_residual_threshold", "num_to_rerank"
     )
+    cli.require_non_negative("dba_alpha", "aqe_alpha", "superglobal_beta")  # NaN, inf
     # A query missing from a store (KeyError), a bad gnd file or too small an index (ValueError)
     # are the user's inputs: one line each.
     cli.run(

@@ -104,6 +104,7 @@ def run() -> None:
     cli.require_positive("image_scales", "max_feature_num", "max_image_size")
     cli.require_indices("global_scales_ind")
     cli.require_non_negative("attention_threshold")
+    cli.require_positive("gem_plus_power")  # lower_bound lets NaN and inf through
     cli.run(main, tool=TOOL, module=__name__, required=["ckpt_path", "export_path"])
 
 

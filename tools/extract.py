@@ -284,7 +284,9 @@ def main(argv: list[str]) -> int | None:
 
 
 def _check_flags() -> None:
-    cli.require_positive("shard_size", "num_decode_threads", "max_feature_num", "image_scales")
+    cli.require_positive(
+        "shard_size", "num_decode_threads", "max_feature_num", "image_scales", "images_per_part"
+    )
     cli.require_non_negative("attention_threshold")
     cli.require_indices("global_scales_ind")
     cli.require_range("max_image_size", MIN_IMAGE_SIDE, 1 << 16)

@@ -23,7 +23,13 @@ import sys
 
 from absl import flags, logging
 
-from delg_tf.training.config import STRATEGIES, TrainConfig, check_input_source
+from delg_tf.training.config import (
+    NON_NEGATIVE_FIELDS,
+    POSITIVE_FIELDS,
+    STRATEGIES,
+    TrainConfig,
+    check_input_source,
+)
 from delg_tf.training.errors import FlagError, TrainingError
 from delg_tools import cli
 
@@ -220,6 +226,9 @@ def main(argv: list[str]) -> int:
 
 def run() -> None:
     """Console-script entry point (`delg-train`)."""
+    # The config's numeric checks, on the flags this binary defines: one line before any work.
+    cli.require_positive(*(name for name in POSITIVE_FIELDS if name in FLAGS))
+    cli.require_non_negative(*(name for name in NON_NEGATIVE_FIELDS if name in FLAGS))
     cli.run(main, tool=TOOL, module=__name__)
 
 

@@ -24,6 +24,36 @@ if TYPE_CHECKING:
     from delg_tf.models.model_config import ModelConfig
 
 STRATEGIES = ("default", "one_device", "mirrored", "multi_worker", "tpu")
+# Numeric settings (flat / flag names) that must be finite and > 0, or finite and >= 0. Checked
+# here, and registered as flag validators by tools/train.py so a bad value stops at parsing.
+POSITIVE_FIELDS = (
+    "num_classes",
+    "batch_size",
+    "max_iters",
+    "image_size",
+    "steps_per_loop",
+    "save_interval",
+    "eval_interval",
+    "report_interval",
+    "autoencoder_dimensions",
+    "delg_embedding_layer_dim",
+    "max_to_keep",
+    "delg_gem_power",
+    "delg_scale_factor_init",
+    "clip_norm",
+)
+NON_NEGATIVE_FIELDS = (
+    "initial_lr",
+    "momentum",
+    "attention_loss_weight",
+    "reconstruction_loss_weight",
+    "delg_arcface_margin",
+    "eval_batches",
+    "keep_checkpoint_every_n_hours",
+    "summary_images",
+    "seed",
+)
+
 # delg-train flag -> `ModelConfig` field, for the model arguments a flag sets. The official
 # flag names stay those of the official train.py; the other fields (e.g. attention_filters)
 # have no flag and keep their own name in the flat form.
@@ -117,43 +147,16 @@ class TrainConfig:
         )
         if self.strategy not in STRATEGIES:
             raise FlagError(f"--strategy={self.strategy}: expected one of {STRATEGIES}.")
-        positive = (
-            "num_classes",
-            "batch_size",
-            "max_iters",
-            "image_size",
-            "steps_per_loop",
-            "save_interval",
-            "eval_interval",
-            "report_interval",
-            "autoencoder_dimensions",
-            "delg_embedding_layer_dim",
-            "max_to_keep",
-            "delg_gem_power",
-            "delg_scale_factor_init",
-            "clip_norm",
-        )
-        non_negative = (
-            "initial_lr",
-            "momentum",
-            "attention_loss_weight",
-            "reconstruction_loss_weight",
-            "delg_arcface_margin",
-            "eval_batches",
-            "keep_checkpoint_every_n_hours",
-            "summary_images",
-            "seed",
-        )
         # NaN passes every comparison, so finiteness is checked first (issue 12: a NaN
         # learning rate reached step 1 and stopped with a message naming no flag).
         flat = self.to_flat()
-        for name in positive + non_negative:
+        for name in POSITIVE_FIELDS + NON_NEGATIVE_FIELDS:
             if not math.isfinite(flat[name]):
                 raise FlagError(f"--{name}={flat[name]}: must be a finite number.")
-        for name in positive:
+        for name in POSITIVE_FIELDS:
             if flat[name] <= 0:
                 raise FlagError(f"--{name}={flat[name]}: must be positive.")
-        for name in non_negative:
+        for name in NON_NEGATIVE_FIELDS:
             if flat[name] < 0:
                 raise FlagError(f"--{name}={flat[name]}: must be >= 0.")
         margin = self.model.arcface_margin

@@ -15,23 +15,10 @@ import sys
 
 import pytest
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.helpers.console_scripts import ROOT as _ROOT
+from tests.helpers.console_scripts import console_scripts
 
-
-def _console_scripts() -> dict[str, str]:
-    """name -> module, from setup.py's CONSOLE_SCRIPTS (the list pip installs)."""
-    text = open(os.path.join(_ROOT, "setup.py")).read()
-    start = text.index("CONSOLE_SCRIPTS = [")
-    block = text[start : text.index("]", start) + 1]
-    namespace: dict = {}
-    exec(block, namespace)  # a literal list of "name = module:function" strings
-    return {
-        entry.split("=")[0].strip(): entry.split("=")[1].split(":")[0].strip()
-        for entry in namespace["CONSOLE_SCRIPTS"]
-    }
-
-
-SCRIPTS = _console_scripts()
+SCRIPTS = console_scripts()
 # One flag each script must list (defined by its own module).
 KEY_FLAG = {
     "delg-build-tfrecords": "--image_root",
