@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import os
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from delg_tf.common.cores import usable_cores
 
 # SuperGlobal repository, modules/reranking/MDescAug.py and RerankwMDA.py defaults.
 DEFAULT_M = 400
@@ -208,12 +209,6 @@ def _candidate_rows(index: Any, top: np.ndarray) -> np.ndarray:
     return np.asarray(index[unique], np.float32)[inverse.reshape(top.shape)]
 
 
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def superglobal_rerank(
     queries: np.ndarray,
     index: Any,
@@ -251,7 +246,7 @@ def superglobal_rerank(
         out[q0 : q0 + query_chunk, :m] = np.take_along_axis(top, order, axis=1)
 
     starts = range(0, queries.shape[0], query_chunk)
-    workers = max(1, min(workers or _usable_cores(), len(starts)))
+    workers = max(1, min(workers or usable_cores(), len(starts)))
     # numpy releases the GIL in its BLAS calls and loops: the threads run in parallel.
     with threadpool_limits(limits=1, user_api="blas"):
         if workers == 1:

@@ -42,9 +42,7 @@ def refused(flag, value: str) -> bool:
     try:
         flag.parse(value)
     except (ValueError, flags.Error):
-        return True
-    finally:
-        flag.using_default_value = False
+        return True  # the value is left as it was
     try:
         for validator in flag.validators:
             validator.verify(flags.FLAGS)

@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from delg_tf.common.atomic_files import write_bytes_atomically
+from delg_tf.common.cores import usable_cores
 from delg_tf.demo.synthetic import photos as synthetic_photos
 from delg_tf.demo.synthetic import scenes as synthetic_scenes
 from delg_tf.demo.synthetic import views as synthetic_views
@@ -380,13 +381,6 @@ def _write_ground_truth(output_dir: str, gt: dict[str, Any]) -> None:
         _atomic_write(os.path.join(output_dir, GND_JSON), json.dumps(gt).encode("utf-8"))
 
 
-def _default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
 def _check_previous_run(output_dir: str, header: dict[str, Any]) -> None:
     """Refuses to mix a rerun with files written for another preset, seed or config."""
     path = os.path.join(output_dir, INFO_FILENAME)
@@ -451,7 +445,7 @@ def generate_dataset(
     tasks += [("noisy", *common, k, train_ids[int(i)]) for k, i in enumerate(noisy_labels)]
     tasks += [("none", *common, k) for k in range(config["num_distractor_images"])]
 
-    workers = _default_workers() if num_workers is None else int(num_workers)
+    workers = usable_cores() if num_workers is None else int(num_workers)
     if workers <= 1:
         results = [_run_task(t) for t in tasks]
     else:
